@@ -1,0 +1,285 @@
+//! The mails the marketplace sends, rendered from the templates in `templates/`
+//! (plain text and HTML; user-provided text is escaped in HTML).
+
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::ids::{CheckoutId, MessageId};
+use crate::marketplace::Marketplace;
+use crate::money::Money;
+use crate::order::{Order, OrderStatus};
+use crate::outbox::{OutboxMessage, OutboxStatus};
+use crate::storage::Storage;
+use crate::user::{SellerStatus, User};
+
+/// An event that sends a mail.
+pub(crate) enum Notification<'a> {
+    VerifyEmail {
+        user: &'a User,
+        token: &'a str,
+    },
+    PasswordReset {
+        user: &'a User,
+        token: &'a str,
+    },
+    SellerDecision {
+        seller: &'a User,
+    },
+    OrderConfirmation {
+        buyer: &'a User,
+        checkout_id: CheckoutId,
+        orders: &'a [Order],
+    },
+    NewOrder {
+        seller: &'a User,
+        order: &'a Order,
+    },
+    StatusChanged {
+        buyer: &'a User,
+        order: &'a Order,
+        from: OrderStatus,
+    },
+}
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../templates/layout.html")),
+    (
+        "verify_email.txt",
+        include_str!("../templates/verify_email.txt"),
+    ),
+    (
+        "verify_email.html",
+        include_str!("../templates/verify_email.html"),
+    ),
+    (
+        "password_reset.txt",
+        include_str!("../templates/password_reset.txt"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("../templates/password_reset.html"),
+    ),
+    (
+        "seller_decision.txt",
+        include_str!("../templates/seller_decision.txt"),
+    ),
+    (
+        "seller_decision.html",
+        include_str!("../templates/seller_decision.html"),
+    ),
+    (
+        "order_confirmation.txt",
+        include_str!("../templates/order_confirmation.txt"),
+    ),
+    (
+        "order_confirmation.html",
+        include_str!("../templates/order_confirmation.html"),
+    ),
+    ("new_order.txt", include_str!("../templates/new_order.txt")),
+    (
+        "new_order.html",
+        include_str!("../templates/new_order.html"),
+    ),
+    (
+        "status_changed.txt",
+        include_str!("../templates/status_changed.txt"),
+    ),
+    (
+        "status_changed.html",
+        include_str!("../templates/status_changed.html"),
+    ),
+];
+
+/// The compiled mail templates.
+pub(crate) struct Templates(Environment<'static>);
+
+impl Templates {
+    pub(crate) fn new() -> Result<Templates> {
+        let mut env = Environment::new();
+        // `.html` templates escape every value; `.txt` ones do not.
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source).map_err(Error::internal)?;
+        }
+        Ok(Templates(env))
+    }
+
+    fn render(&self, name: &str, ctx: &Value) -> Result<(String, String)> {
+        let render = |ext: &str| {
+            self.0
+                .get_template(&format!("{name}.{ext}"))
+                .and_then(|t| t.render(ctx))
+                .map_err(Error::internal)
+        };
+        Ok((render("txt")?, render("html")?))
+    }
+}
+
+#[derive(Serialize)]
+struct ItemCtx {
+    title: String,
+    quantity: u32,
+    price: String,
+    total: String,
+}
+
+#[derive(Serialize)]
+struct OrderCtx {
+    id: String,
+    store: String,
+    items: Vec<ItemCtx>,
+    total: String,
+}
+
+fn order_ctx(o: &Order) -> OrderCtx {
+    OrderCtx {
+        id: o.id.to_string(),
+        store: o.store_name.clone(),
+        items: o
+            .items
+            .iter()
+            .map(|i| ItemCtx {
+                title: i.title.clone(),
+                quantity: i.quantity,
+                price: i.effective_price.to_string(),
+                total: i.line_total.to_string(),
+            })
+            .collect(),
+        total: o.total.to_string(),
+    }
+}
+
+fn one_line(a: &Address) -> String {
+    let mut parts = vec![a.name.clone(), a.line1.clone()];
+    parts.extend(a.line2.clone());
+    parts.push(format!("{} {}", a.postal_code, a.city));
+    parts.extend(a.region.clone());
+    parts.push(a.country.clone());
+    parts.join(", ")
+}
+
+fn greeting(u: &User) -> String {
+    u.name
+        .clone()
+        .unwrap_or_else(|| u.email.as_str().to_owned())
+}
+
+impl<S: Storage> Marketplace<S> {
+    /// Renders the mail of `n` as a pending outbox message due now.
+    pub(crate) fn render(&self, n: &Notification<'_>) -> Result<OutboxMessage> {
+        let cfg = &self.inner.config;
+        let site = cfg.site_name.as_str();
+        let url = cfg.public_url.trim_end_matches('/');
+        let (kind, to, subject, ctx) = match n {
+            Notification::VerifyEmail { user, token } => (
+                "verify_email",
+                *user,
+                format!("Confirm your email address for {site}"),
+                context! {
+                    name => greeting(user), token => token,
+                    link => format!("{url}/verify-email?token={token}"),
+                    hours => cfg.auth.verify_email_ttl.num_hours(),
+                },
+            ),
+            Notification::PasswordReset { user, token } => (
+                "password_reset",
+                *user,
+                format!("Reset your {site} password"),
+                context! {
+                    name => greeting(user), token => token,
+                    link => format!("{url}/reset-password?token={token}"),
+                    minutes => cfg.auth.reset_password_ttl.num_minutes(),
+                },
+            ),
+            Notification::SellerDecision { seller } => {
+                let verified = seller.seller_status == Some(SellerStatus::Verified);
+                let store = seller.store_name.clone().unwrap_or_default();
+                let subject = if verified {
+                    format!("Your store {store} is verified")
+                } else {
+                    format!("Your store {store} was not approved")
+                };
+                (
+                    "seller_decision",
+                    *seller,
+                    subject,
+                    context! { name => greeting(seller), store => store, verified => verified },
+                )
+            }
+            Notification::OrderConfirmation {
+                buyer,
+                checkout_id,
+                orders,
+            } => {
+                let total = orders
+                    .iter()
+                    .try_fold(Money::zero(cfg.currency), |acc, o| acc.checked_add(o.total))
+                    .ok_or_else(|| Error::internal("checkout total overflow"))?;
+                let address = orders
+                    .first()
+                    .map(|o| one_line(&o.address))
+                    .unwrap_or_default();
+                (
+                    "order_confirmation",
+                    *buyer,
+                    format!("Your {site} order: {} order(s), {total}", orders.len()),
+                    context! {
+                        name => greeting(buyer), checkout_id => checkout_id.to_string(),
+                        orders => orders.iter().map(order_ctx).collect::<Vec<_>>(),
+                        total => total.to_string(), address => address,
+                    },
+                )
+            }
+            Notification::NewOrder { seller, order } => (
+                "new_order",
+                *seller,
+                format!("New order {} ({})", order.id, order.total),
+                context! {
+                    store => seller.store_name.clone().unwrap_or_default(),
+                    order => order_ctx(order), address => one_line(&order.address),
+                },
+            ),
+            Notification::StatusChanged { buyer, order, from } => (
+                "status_changed",
+                *buyer,
+                format!(
+                    "Your order {} is {}",
+                    order.id,
+                    order.status.as_str().replace('_', " ")
+                ),
+                context! {
+                    name => greeting(buyer), order => order_ctx(order),
+                    status => order.status.as_str().replace('_', " "),
+                    previous => from.as_str().replace('_', " "),
+                },
+            ),
+        };
+        let ctx = context! { site => site, subject => &subject, ..ctx };
+        let (text_body, html_body) = self.inner.templates.render(kind, &ctx)?;
+        let now = self.now();
+        Ok(OutboxMessage {
+            id: MessageId(self.new_id()),
+            kind: kind.to_owned(),
+            recipient: to.email.as_str().to_owned(),
+            subject,
+            text_body,
+            html_body,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+            delivered_at: None,
+            claimed_by: None,
+            claimed_until: None,
+        })
+    }
+}
