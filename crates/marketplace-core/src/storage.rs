@@ -389,3 +389,260 @@ pub trait Storage: Send + Sync + 'static {
     /// attempts reset; `false` when it is not dead.
     async fn requeue_dead(&self, id: MessageId, now: DateTime<Utc>) -> StorageResult<bool>;
 }
+
+/// Shares one backend between owners, and lets a host pick a backend at run time
+/// (`Arc<dyn Storage>`). Every method forwards; there are no defaults to forget.
+#[async_trait]
+impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
+    async fn ping(&self) -> StorageResult<()> {
+        (**self).ping().await
+    }
+
+    async fn create_user(
+        &self,
+        user: &User,
+        token: Option<&OneTimeToken>,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        (**self).create_user(user, token, outbox).await
+    }
+
+    async fn user(&self, id: UserId) -> StorageResult<Option<User>> {
+        (**self).user(id).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {
+        (**self).user_by_email(email).await
+    }
+
+    async fn update_profile(
+        &self,
+        id: UserId,
+        name: Option<&str>,
+        phone: Option<&str>,
+    ) -> StorageResult<Option<User>> {
+        (**self).update_profile(id, name, phone).await
+    }
+
+    async fn set_seller_status(
+        &self,
+        id: UserId,
+        status: SellerStatus,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        (**self).set_seller_status(id, status, outbox).await
+    }
+
+    async fn set_user_active(&self, id: UserId, active: bool) -> StorageResult<()> {
+        (**self).set_user_active(id, active).await
+    }
+
+    async fn list_sellers(
+        &self,
+        status: Option<SellerStatus>,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StorageResult<Vec<User>> {
+        (**self).list_sellers(status, after, limit).await
+    }
+
+    async fn insert_token(
+        &self,
+        token: &OneTimeToken,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        (**self).insert_token(token, outbox).await
+    }
+
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+        effect: &TokenEffect,
+    ) -> StorageResult<Option<UserId>> {
+        (**self).redeem_token(hash, purpose, now, effect).await
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StorageResult<()> {
+        (**self).insert_refresh_token(token).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next_hash: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StorageResult<RotateOutcome> {
+        (**self)
+            .rotate_refresh_token(presented, next_hash, next_expires_at, now)
+            .await
+    }
+
+    async fn revoke_refresh_family(&self, hash: &str) -> StorageResult<bool> {
+        (**self).revoke_refresh_family(hash).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<LoginFailures> {
+        (**self).record_login_failure(key, now, window).await
+    }
+
+    async fn login_failures(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<Option<LoginFailures>> {
+        (**self).login_failures(key, now, window).await
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+        (**self).clear_login_failures(key).await
+    }
+
+    async fn addresses(&self, user: UserId) -> StorageResult<Vec<Address>> {
+        (**self).addresses(user).await
+    }
+
+    async fn save_address(&self, address: &Address) -> StorageResult<()> {
+        (**self).save_address(address).await
+    }
+
+    async fn delete_address(&self, user: UserId, id: AddressId) -> StorageResult<bool> {
+        (**self).delete_address(user, id).await
+    }
+
+    async fn insert_category(&self, category: &Category) -> StorageResult<()> {
+        (**self).insert_category(category).await
+    }
+
+    async fn categories(&self) -> StorageResult<Vec<Category>> {
+        (**self).categories().await
+    }
+
+    async fn category(&self, id: CategoryId) -> StorageResult<Option<Category>> {
+        (**self).category(id).await
+    }
+
+    async fn rename_category(&self, id: CategoryId, name: &str) -> StorageResult<bool> {
+        (**self).rename_category(id, name).await
+    }
+
+    async fn delete_category(&self, id: CategoryId) -> StorageResult<bool> {
+        (**self).delete_category(id).await
+    }
+
+    async fn insert_product(&self, product: &Product) -> StorageResult<()> {
+        (**self).insert_product(product).await
+    }
+
+    async fn product(&self, id: ProductId) -> StorageResult<Option<Product>> {
+        (**self).product(id).await
+    }
+
+    async fn products(&self, ids: &[ProductId]) -> StorageResult<Vec<Product>> {
+        (**self).products(ids).await
+    }
+
+    async fn update_product(&self, product: &Product, expected_version: u64) -> StorageResult<()> {
+        (**self).update_product(product, expected_version).await
+    }
+
+    async fn list_products(&self, query: &ProductQuery) -> StorageResult<Vec<Product>> {
+        (**self).list_products(query).await
+    }
+
+    async fn cart(&self, buyer: UserId) -> StorageResult<Cart> {
+        (**self).cart(buyer).await
+    }
+
+    async fn save_cart(&self, cart: &Cart, expected_version: u64) -> StorageResult<()> {
+        (**self).save_cart(cart, expected_version).await
+    }
+
+    async fn add_to_wishlist(
+        &self,
+        buyer: UserId,
+        product: ProductId,
+        at: DateTime<Utc>,
+    ) -> StorageResult<bool> {
+        (**self).add_to_wishlist(buyer, product, at).await
+    }
+
+    async fn remove_from_wishlist(&self, buyer: UserId, product: ProductId) -> StorageResult<bool> {
+        (**self).remove_from_wishlist(buyer, product).await
+    }
+
+    async fn wishlist(&self, buyer: UserId) -> StorageResult<Vec<WishlistEntry>> {
+        (**self).wishlist(buyer).await
+    }
+
+    async fn checkout_by_key(
+        &self,
+        buyer: UserId,
+        key: &str,
+    ) -> StorageResult<Option<CheckoutRecord>> {
+        (**self).checkout_by_key(buyer, key).await
+    }
+
+    async fn commit_checkout(&self, plan: &CheckoutPlan) -> StorageResult<CheckoutOutcome> {
+        (**self).commit_checkout(plan).await
+    }
+
+    async fn order(&self, id: OrderId) -> StorageResult<Option<Order>> {
+        (**self).order(id).await
+    }
+
+    async fn checkout_orders(&self, id: CheckoutId) -> StorageResult<Vec<Order>> {
+        (**self).checkout_orders(id).await
+    }
+
+    async fn list_orders(&self, query: &OrderQuery) -> StorageResult<Vec<Order>> {
+        (**self).list_orders(query).await
+    }
+
+    async fn transition_order(&self, t: &OrderTransition) -> StorageResult<Option<Order>> {
+        (**self).transition_order(t).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        worker: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StorageResult<Vec<OutboxMessage>> {
+        (**self).claim_outbox(worker, now, lease_until, limit).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: MessageId,
+        worker: Uuid,
+        update: &DeliveryUpdate,
+    ) -> StorageResult<bool> {
+        (**self).finish_delivery(id, worker, update).await
+    }
+
+    async fn release_claims(&self, worker: Uuid) -> StorageResult<u64> {
+        (**self).release_claims(worker).await
+    }
+
+    async fn outbox_message(&self, id: MessageId) -> StorageResult<Option<OutboxMessage>> {
+        (**self).outbox_message(id).await
+    }
+
+    async fn list_outbox(&self, query: &OutboxQuery) -> StorageResult<Vec<OutboxMessage>> {
+        (**self).list_outbox(query).await
+    }
+
+    async fn requeue_dead(&self, id: MessageId, now: DateTime<Utc>) -> StorageResult<bool> {
+        (**self).requeue_dead(id, now).await
+    }
+}
