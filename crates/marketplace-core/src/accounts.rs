@@ -12,6 +12,7 @@ use crate::storage::{Storage, StorageError};
 use crate::user::{Principal, Role, SellerStatus, SellerSummary, User};
 
 /// A sign-up request as a client sends it; validated by [`Marketplace::register`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
@@ -39,6 +40,7 @@ impl std::fmt::Debug for NewAccount {
 }
 
 /// Changes to a profile: absent fields stay, `null` clears.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {

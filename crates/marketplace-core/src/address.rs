@@ -10,6 +10,7 @@ use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
 /// A delivery address as stored and shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Address {
     /// Identifier.
@@ -41,6 +42,7 @@ pub struct Address {
 
 /// An address as a client sends it (create), or changes to one (update: absent
 /// fields stay).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {

@@ -181,6 +181,7 @@ pub struct RefreshToken {
 }
 
 /// The tokens a login or refresh returns.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize)]
 pub struct TokenPair {
     /// Short-lived JWT for `Authorization: Bearer`.

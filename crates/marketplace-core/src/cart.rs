@@ -14,6 +14,7 @@ use crate::storage::{Storage, StorageError};
 use crate::user::{Principal, Role, User};
 
 /// One product in a cart, as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartLine {
     /// The product.
@@ -36,6 +37,7 @@ pub struct Cart {
 }
 
 /// Why a cart line cannot be checked out as it stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LineProblem {
@@ -46,6 +48,7 @@ pub enum LineProblem {
 }
 
 /// A cart line priced now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CartLineView {
     /// The product.
@@ -70,6 +73,7 @@ pub struct CartLineView {
 }
 
 /// The lines of one seller.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SellerGroup {
     /// The seller.
@@ -83,6 +87,7 @@ pub struct SellerGroup {
 }
 
 /// A cart as the buyer sees it: grouped per seller with subtotals and total.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CartView {
     /// One group per seller, ordered by seller id.
@@ -105,6 +110,7 @@ pub struct WishlistEntry {
 }
 
 /// A wishlist entry with the product as it is now (absent when no longer listed).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WishlistItem {
     /// The product.

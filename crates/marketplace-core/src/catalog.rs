@@ -15,6 +15,7 @@ use crate::storage::{Storage, StorageError};
 use crate::user::{Principal, Role, User};
 
 /// A product category.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Category {
     /// Identifier.
@@ -66,6 +67,7 @@ impl Product {
 }
 
 /// A product as clients see it, priced at the moment it was read.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProductView {
     /// Identifier.
@@ -123,6 +125,7 @@ impl ProductView {
 }
 
 /// Orders a product list can be sorted in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProductSort {
@@ -272,6 +275,7 @@ fn decode_cursor(sort: ProductSort, cursor: &str) -> Result<ProductKey> {
 }
 
 /// A new product as a seller sends it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
@@ -299,6 +303,7 @@ pub struct NewProduct {
 }
 
 /// Changes to a product: absent fields stay, `null` clears an optional one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductUpdate {

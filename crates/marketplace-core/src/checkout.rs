@@ -17,6 +17,7 @@ use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
 /// A checkout request as a client sends it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
@@ -83,6 +84,7 @@ pub enum CheckoutOutcome {
 }
 
 /// The result of a checkout: its id and one order per seller.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Checkout {
     /// Shared by the orders.

@@ -10,6 +10,7 @@ use crate::order::OrderStatus;
 use crate::storage::StorageError;
 
 /// A problem with one field of an input.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     /// The field's name as clients send it (`email`, `items[2].quantity`).
@@ -32,6 +33,7 @@ impl FieldError {
 }
 
 /// A cart line that checkout could not reserve.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ShortItem {
     /// The product.

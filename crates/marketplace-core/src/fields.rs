@@ -56,6 +56,7 @@ pub(crate) fn optional_text(
 /// A validated, lower-cased email address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, format = "email"))]
 pub struct Email(String);
 
 impl Email {

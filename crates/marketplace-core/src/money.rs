@@ -16,6 +16,7 @@ pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 /// An ISO 4217 currency code: three upper-case ASCII letters.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "USD"))]
 pub struct Currency([u8; 3]);
 
 impl Currency {
@@ -75,6 +76,7 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 /// An amount of money in integer minor units of a currency.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     /// Minor units (e.g. cents).
@@ -122,6 +124,7 @@ impl fmt::Display for Money {
 }
 
 /// How a discount reduces a price.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DiscountKind {
@@ -138,6 +141,7 @@ pub enum DiscountKind {
 }
 
 /// A discount on a product, optionally limited to a validity window.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discount {
     /// The reduction.

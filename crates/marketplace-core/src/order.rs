@@ -19,6 +19,7 @@ use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
 /// Where an order stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -119,6 +120,7 @@ fn allowed(actor: Actor, from: OrderStatus, to: OrderStatus) -> bool {
 }
 
 /// One line of an order: a snapshot taken at checkout.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderItem {
     /// The product.
@@ -136,6 +138,7 @@ pub struct OrderItem {
 }
 
 /// One entry of an order's status history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
     /// Previous status (`None` when the order was placed).
@@ -149,6 +152,7 @@ pub struct StatusChange {
 }
 
 /// One seller's order within a checkout.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// Identifier (also the order number shown to people).

@@ -21,6 +21,7 @@ use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
 /// Where a message stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxStatus {
@@ -54,6 +55,7 @@ impl OutboxStatus {
 }
 
 /// A mail waiting in (or delivered from) the outbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OutboxMessage {
     /// Identifier; also the mail's `Message-ID`, so a receiver can spot a resend.

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 /// A page of results: `{"items": [...], "next_cursor": "..." | null}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Page<T> {
     /// The results, in the list's order.

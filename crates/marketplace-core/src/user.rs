@@ -7,6 +7,7 @@ use crate::fields::Email;
 use crate::ids::UserId;
 
 /// What an account may do.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -40,6 +41,7 @@ impl Role {
 }
 
 /// Where a seller stands with the marketplace.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SellerStatus {
@@ -73,6 +75,7 @@ impl SellerStatus {
 }
 
 /// An account as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
     /// Identifier.
@@ -120,6 +123,7 @@ pub struct Principal {
 }
 
 /// A seller as an admin sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SellerSummary {
     /// The seller's user id.

@@ -1,0 +1,289 @@
+//! Server settings, read from the environment by the binary (documented defaults
+//! in the README), and the assembly of a marketplace from them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use marketplace_core::{AuthConfig, Config, DevMailer, JwtSecret, Mailer, Marketplace, Storage};
+
+use crate::extract::{App, Market};
+use crate::serve::Cors;
+
+/// Everything `marketplace-server` can be configured with.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// `MARKETPLACE_LISTEN` (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `DATABASE_URL`: `memory:` (default), `sqlite:`, `postgres://`, `mongodb://`.
+    pub database_url: String,
+    /// `JWT_SECRET`: required unless the store is local (memory or SQLite) and
+    /// `MARKETPLACE_ENV` is not `production`.
+    pub jwt_secret: Option<String>,
+    /// `MARKETPLACE_ENV=production` refuses to start without a configured secret.
+    pub production: bool,
+    /// `MARKETPLACE_PUBLIC_URL`: base URL for links in mails and image URLs
+    /// (default `http://<listen>`).
+    pub public_url: Option<String>,
+    /// `MARKETPLACE_MEDIA_DIR`: where uploaded images are kept (default `./media`).
+    pub media_dir: PathBuf,
+    /// `MARKETPLACE_CORS_ORIGINS`: `*` or a comma-separated list (default none).
+    pub cors: Cors,
+    /// `MARKETPLACE_MAX_BODY_BYTES`: largest JSON body (default 64 KiB).
+    pub max_body: u64,
+    /// `MAIL_DIR`: the development mailer writes each message here as `.eml`.
+    pub mail_dir: Option<PathBuf>,
+    /// `MARKETPLACE_OUTBOX_POLL_MS`: how often the mail worker looks for work when
+    /// idle (default 1000 ms); `0` disables the worker in this process.
+    pub outbox_poll: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("production", &self.production)
+            .field("public_url", &self.public_url)
+            .field("media_dir", &self.media_dir)
+            .field("cors", &self.cors)
+            .field("max_body", &self.max_body)
+            .field("mail_dir", &self.mail_dir)
+            .field("outbox_poll", &self.outbox_poll)
+            .finish()
+    }
+}
+
+/// Hides the password of a URL (`postgres://user:secret@host` -> `postgres://user:***@host`).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "memory:".to_owned(),
+            jwt_secret: None,
+            production: false,
+            public_url: None,
+            media_dir: PathBuf::from("media"),
+            cors: Cors::Off,
+            max_body: 64 * 1024,
+            mail_dir: None,
+            outbox_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Settings> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        let mut s = Settings::default();
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("MARKETPLACE_LISTEN") {
+            s.listen = v.parse().with_context(|| {
+                format!("MARKETPLACE_LISTEN={v} is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            s.database_url = v;
+        }
+        s.jwt_secret = get("JWT_SECRET");
+        s.production = get("MARKETPLACE_ENV").is_some_and(|v| v.eq_ignore_ascii_case("production"));
+        s.public_url = get("MARKETPLACE_PUBLIC_URL");
+        if let Some(v) = get("MARKETPLACE_MEDIA_DIR") {
+            s.media_dir = v.into();
+        }
+        if let Some(v) = get("MARKETPLACE_CORS_ORIGINS") {
+            s.cors = Cors::parse(&v);
+        }
+        if let Some(v) = get("MARKETPLACE_MAX_BODY_BYTES") {
+            s.max_body = v
+                .parse()
+                .with_context(|| format!("MARKETPLACE_MAX_BODY_BYTES={v} is not a number"))?;
+        }
+        s.mail_dir = get("MAIL_DIR").map(PathBuf::from);
+        if let Some(v) = get("MARKETPLACE_OUTBOX_POLL_MS") {
+            let ms: u64 = v
+                .parse()
+                .with_context(|| format!("MARKETPLACE_OUTBOX_POLL_MS={v} is not a number"))?;
+            s.outbox_poll = Duration::from_millis(ms);
+        }
+        Ok(s)
+    }
+
+    /// Whether the store lives on this machine only (memory or SQLite).
+    fn local_store(&self) -> bool {
+        self.database_url.starts_with("memory:") || self.database_url.starts_with("sqlite:")
+    }
+
+    /// The signing secret: configured, or (for local development only) generated
+    /// once and kept in `secret_file`.
+    fn secret(&self, secret_file: Option<&Path>) -> Result<JwtSecret> {
+        if let Some(s) = &self.jwt_secret {
+            return JwtSecret::new(s.clone().into_bytes())
+                .map_err(anyhow::Error::msg)
+                .context("JWT_SECRET");
+        }
+        if self.production || !self.local_store() {
+            bail!(
+                "JWT_SECRET is not set; it is required in production and with a shared database (set it to 32 or more random bytes)"
+            );
+        }
+        let generated = match secret_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+                _ => {
+                    let s = JwtSecret::generate();
+                    std::fs::write(path, &s).with_context(|| {
+                        format!("cannot keep the JWT secret in {}", path.display())
+                    })?;
+                    tracing::info!(path = %path.display(), "generated a development JWT secret");
+                    s
+                }
+            },
+            None => JwtSecret::generate(),
+        };
+        JwtSecret::new(generated.into_bytes()).map_err(anyhow::Error::msg)
+    }
+
+    /// Where stored images are served from.
+    fn media_url(&self) -> String {
+        format!("{}/media", self.public_base())
+    }
+
+    fn public_base(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The marketplace configuration these settings describe.
+    pub fn marketplace_config(&self, secret_file: Option<&Path>) -> Result<Config> {
+        let mut config = Config::new(AuthConfig::new(self.secret(secret_file)?));
+        config.public_url = self.public_base();
+        config.media_url = self.media_url();
+        Ok(config)
+    }
+}
+
+/// Opens the store `DATABASE_URL` names; returns it with the file the development
+/// JWT secret is kept in, when the store has a home on disk.
+pub async fn open_storage(url: &str) -> Result<(Arc<dyn Storage>, Option<PathBuf>)> {
+    if url.starts_with("memory:") {
+        tracing::warn!(
+            "DATABASE_URL=memory: data lives in this process only and is lost when it stops"
+        );
+        return Ok((Arc::new(storage_memory::MemoryStorage::new()), None));
+    }
+    let scheme = url.split(':').next().unwrap_or_default();
+    bail!("DATABASE_URL scheme `{scheme}:` is not supported by this build (supported: memory:)")
+}
+
+/// Assembles the marketplace and the application the routes serve.
+pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
+    let (storage, secret_file) = open_storage(&settings.database_url).await?;
+    let config = settings.marketplace_config(secret_file.as_deref())?;
+    std::fs::create_dir_all(&settings.media_dir).with_context(|| {
+        format!(
+            "cannot create the media folder {}",
+            settings.media_dir.display()
+        )
+    })?;
+    let images = object_store::local::LocalFileSystem::new_with_prefix(&settings.media_dir)
+        .with_context(|| {
+            format!(
+                "cannot use the media folder {}",
+                settings.media_dir.display()
+            )
+        })?;
+    let market: Market = Marketplace::builder(storage, config)
+        .images(Arc::new(images))
+        .build()
+        .await?;
+    let mailer: Arc<dyn Mailer> = match &settings.mail_dir {
+        Some(dir) => Arc::new(DevMailer::to_dir(dir)),
+        None => Arc::new(DevMailer::log_only()),
+    };
+    let app = App {
+        market,
+        max_body: settings.max_body,
+    };
+    Ok((app, mailer))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/shop"),
+            "postgres://app:***@db:5432/shop"
+        );
+        assert_eq!(
+            redact_url("sqlite://marketplace.db"),
+            "sqlite://marketplace.db"
+        );
+    }
+
+    #[test]
+    fn secrets_are_required_where_they_matter() {
+        let prod =
+            Settings::from_lookup(|k| (k == "MARKETPLACE_ENV").then(|| "production".to_owned()))
+                .unwrap();
+        assert!(
+            prod.secret(None).is_err(),
+            "production refuses a generated secret"
+        );
+        let pg = Settings::from_lookup(|k| {
+            (k == "DATABASE_URL").then(|| "postgres://x@h/db".to_owned())
+        })
+        .unwrap();
+        assert!(
+            pg.secret(None).is_err(),
+            "a shared database needs a configured secret"
+        );
+        let short =
+            Settings::from_lookup(|k| (k == "JWT_SECRET").then(|| "short".to_owned())).unwrap();
+        assert!(short.secret(None).is_err(), "short secrets are refused");
+        let dev = Settings::default();
+        assert!(dev.secret(None).is_ok());
+        let bad =
+            Settings::from_lookup(|k| (k == "MARKETPLACE_LISTEN").then(|| "nowhere".to_owned()));
+        assert!(bad.is_err());
+        assert!(
+            format!(
+                "{:?}",
+                Settings::from_lookup(|k| (k == "JWT_SECRET").then(|| "x".repeat(40))).unwrap()
+            )
+            .contains("<redacted>")
+        );
+    }
+}

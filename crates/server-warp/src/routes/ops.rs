@@ -1,0 +1,85 @@
+//! Operations: health, readiness, the OpenAPI document, and stored media.
+
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::extract::{App, json_reply, ok};
+use crate::problem::{ApiError, reject};
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "alive")))]
+pub async fn healthz() -> Result<Response, Rejection> {
+    Ok(ok(&serde_json::json!({ "status": "ok" })))
+}
+
+/// Readiness: storage answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, description = "storage unavailable", body = crate::problem::Problem)))]
+pub async fn readyz(app: App) -> Result<Response, Rejection> {
+    match app.market.ready().await {
+        Ok(()) => Ok(ok(&serde_json::json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(warp::reject::custom(ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "storage is not answering",
+            )))
+        }
+    }
+}
+
+/// This API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "the OpenAPI document")))]
+pub async fn openapi() -> Result<Response, Rejection> {
+    Ok(json_reply(
+        http::StatusCode::OK,
+        &crate::openapi::document(),
+    ))
+}
+
+/// A stored product image.
+#[utoipa::path(get, path = "/media/{key}", tag = "operations",
+    params(("key" = String, Path, description = "the image key, as in the product's image URL")),
+    responses((status = 200, description = "the image", content_type = "image/*")))]
+pub async fn media(tail: warp::path::Tail, app: App) -> Result<Response, Rejection> {
+    let image = app.market.image(tail.as_str()).await.map_err(reject)?;
+    let mut res = Response::new(image.bytes.into());
+    let headers = res.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(image.content_type),
+    );
+    // Keys are never reused, so an image never changes.
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        http::HeaderValue::from_static("nosniff"),
+    );
+    Ok(res)
+}
+
+/// The routes of this module.
+pub fn routes(a: App) -> BoxedFilter<(Response,)> {
+    let with = || crate::extract::app(a.clone());
+    let r1 = warp::get().and(warp::path!("healthz")).and_then(healthz);
+    let r2 = warp::get()
+        .and(warp::path!("readyz"))
+        .and(with())
+        .and_then(readyz);
+    let r3 = warp::get()
+        .and(warp::path!("api" / "v1" / "openapi.json"))
+        .and_then(openapi);
+    let r4 = warp::get()
+        .and(warp::path("media"))
+        .and(warp::path::tail())
+        .and(with())
+        .and_then(media);
+    crate::any_of!(r1, r2, r3, r4)
+}
