@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use marketplace_core::{AuthConfig, Config, DevMailer, JwtSecret, Mailer, Marketplace, Storage};
+use marketplace_core::{
+    AuthConfig, Config, DevMailer, HashCost, JwtSecret, Mailer, Marketplace, Storage,
+};
 
 use crate::extract::{App, Market};
 use crate::serve::Cors;
@@ -39,6 +41,9 @@ pub struct Settings {
     /// `MARKETPLACE_OUTBOX_POLL_MS`: how often the mail worker looks for work when
     /// idle (default 1000 ms); `0` disables the worker in this process.
     pub outbox_poll: Duration,
+    /// Password hashing cost (not read from the environment: embedders and tests
+    /// set it; the default is the recommended cost).
+    pub hash_cost: HashCost,
 }
 
 impl std::fmt::Debug for Settings {
@@ -57,6 +62,7 @@ impl std::fmt::Debug for Settings {
             .field("max_body", &self.max_body)
             .field("mail_dir", &self.mail_dir)
             .field("outbox_poll", &self.outbox_poll)
+            .field("hash_cost", &self.hash_cost)
             .finish()
     }
 }
@@ -88,6 +94,7 @@ impl Default for Settings {
             max_body: 64 * 1024,
             mail_dir: None,
             outbox_poll: Duration::from_secs(1),
+            hash_cost: HashCost::RECOMMENDED,
         }
     }
 }
@@ -184,7 +191,9 @@ impl Settings {
 
     /// The marketplace configuration these settings describe.
     pub fn marketplace_config(&self, secret_file: Option<&Path>) -> Result<Config> {
-        let mut config = Config::new(AuthConfig::new(self.secret(secret_file)?));
+        let mut auth = AuthConfig::new(self.secret(secret_file)?);
+        auth.hash_cost = self.hash_cost;
+        let mut config = Config::new(auth);
         config.public_url = self.public_base();
         config.media_url = self.media_url();
         Ok(config)

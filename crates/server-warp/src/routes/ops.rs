@@ -68,17 +68,17 @@ pub async fn media(tail: warp::path::Tail, app: App) -> Result<Response, Rejecti
 /// The routes of this module.
 pub fn routes(a: App) -> BoxedFilter<(Response,)> {
     let with = || crate::extract::app(a.clone());
-    let r1 = warp::get().and(warp::path!("healthz")).and_then(healthz);
-    let r2 = warp::get()
-        .and(warp::path!("readyz"))
+    let r1 = warp::path!("healthz").and(warp::get()).and_then(healthz);
+    let r2 = warp::path!("readyz")
+        .and(warp::get())
         .and(with())
         .and_then(readyz);
-    let r3 = warp::get()
-        .and(warp::path!("api" / "v1" / "openapi.json"))
+    let r3 = warp::path!("api" / "v1" / "openapi.json")
+        .and(warp::get())
         .and_then(openapi);
-    let r4 = warp::get()
-        .and(warp::path("media"))
+    let r4 = warp::path("media")
         .and(warp::path::tail())
+        .and(warp::get())
         .and(with())
         .and_then(media);
     crate::any_of!(r1, r2, r3, r4)
