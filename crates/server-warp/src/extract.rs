@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use marketplace_core::{Marketplace, Principal, Storage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,32 +55,79 @@ pub fn caller(app: App) -> impl Filter<Extract = (Principal,), Error = Rejection
     })
 }
 
-/// A JSON body of type `T`, at most `limit` bytes. Syntax errors, wrong types,
-/// missing and unknown fields answer 400 with the offending path.
+/// A JSON body of type `T`, at most `limit` bytes (counted as it arrives, so a
+/// chunked body is bounded too). Syntax errors, wrong types, missing and unknown
+/// fields answer 400 with the offending path.
 pub fn json<T: DeserializeOwned + Send>(
     limit: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(|content_type: Option<String>, body: Bytes| async move {
-            if let Some(ct) = content_type {
-                let essence = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                if essence != "application/json" && !essence.ends_with("+json") {
-                    return Err(warp::reject::custom(ApiError::new(
-                        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
-                        "send the body as application/json",
-                    )));
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(
+            move |content_type: Option<String>, length: Option<u64>, body| async move {
+                if let Some(ct) = content_type {
+                    let essence = ct
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    if essence != "application/json" && !essence.ends_with("+json") {
+                        return Err(warp::reject::custom(ApiError::new(
+                            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported_media_type",
+                            "send the body as application/json",
+                        )));
+                    }
                 }
-            }
-            parse_json(&body).map_err(warp::reject::custom)
-        })
+                let too_large = || {
+                    warp::reject::custom(ApiError::new(
+                        http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("the body may have at most {limit} bytes"),
+                    ))
+                };
+                if length.is_some_and(|n| n > limit) {
+                    return Err(too_large());
+                }
+                let bytes = read_limited(body, limit).await.map_err(|e| match e {
+                    BodyError::TooLarge => too_large(),
+                    BodyError::Read(e) => {
+                        warp::reject::custom(ApiError::bad_request("unreadable_body", e))
+                    }
+                })?;
+                parse_json(&bytes).map_err(warp::reject::custom)
+            },
+        )
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+async fn read_limited<S, B>(body: S, limit: u64) -> Result<Vec<u8>, BodyError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if out.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(BodyError::TooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
 }
 
 /// Parses a JSON document, naming the field at fault.

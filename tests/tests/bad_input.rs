@@ -1,0 +1,298 @@
+//! Anything a client can send gets a clear 4xx problem document, never a 5xx,
+//! and writes nothing.
+
+use marketplace_core::Storage;
+use marketplace_core::outbox::OutboxQuery;
+use marketplace_e2e::{Reply, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn raw(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Reply {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    TestServer::read(req.send().await.unwrap()).await
+}
+
+fn problem(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "{:?}", r.body);
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(r.body["code"], code, "{:?}", r.body);
+    assert_eq!(r.body["status"], status);
+}
+
+/// Counts what exists, to prove a refused request wrote nothing.
+async fn census(s: &TestServer, product: &str) -> (usize, Value) {
+    let q = OutboxQuery {
+        status: None,
+        after: None,
+        limit: 100_000,
+    };
+    let mails = s.app.market.storage().list_outbox(&q).await.unwrap().len();
+    let p = s
+        .get(&format!("/api/v1/products/{product}"), None)
+        .await
+        .body;
+    (mails, p)
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_refused_and_change_nothing() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let seller = s.seller(&admin).await;
+    let buyer = s.buyer().await;
+    let product = s.product(&seller, "Lamp", 2500, 5).await;
+    s.address(&buyer).await;
+    let before = census(&s, &product).await;
+    let b = Some(buyer.token.as_str());
+    let j = "application/json";
+
+    let cases: Vec<(&str, &str, Option<&str>, &str, Vec<u8>, u16, &str)> = vec![
+        ("POST", "/api/v1/auth/register", None, j, b"{\"email\": ".to_vec(), 400, "malformed_json"),
+        ("POST", "/api/v1/auth/register", None, j, b"not json at all".to_vec(), 400, "malformed_json"),
+        ("POST", "/api/v1/auth/register", None, j, b"".to_vec(), 400, "malformed_json"),
+        ("POST", "/api/v1/auth/register", None, j, br#"{"email": 5, "password": "x", "role": "buyer"}"#.to_vec(), 400, "invalid_body"),
+        ("POST", "/api/v1/auth/register", None, j, br#"{"email": "a@b.co", "role": "buyer"}"#.to_vec(), 400, "invalid_body"),
+        ("POST", "/api/v1/auth/register", None, j, br#"{"email": "a@b.co", "password": "long enough", "role": "admin"}"#.to_vec(), 422, "validation_failed"),
+        ("POST", "/api/v1/auth/register", None, j, br#"{"email": "a@b.co", "password": "long enough", "role": "buyer", "is_admin": true}"#.to_vec(), 400, "invalid_body"),
+        ("POST", "/api/v1/auth/register", None, "text/plain", br#"{"email": "a@b.co", "password": "long enough", "role": "buyer"}"#.to_vec(), 415, "unsupported_media_type"),
+        ("POST", "/api/v1/cart/items", b, j, format!(r#"{{"product_id": "{product}", "quantity": -1}}"#).into_bytes(), 400, "invalid_body"),
+        ("POST", "/api/v1/cart/items", b, j, format!(r#"{{"product_id": "{product}", "quantity": 1e40}}"#).into_bytes(), 400, "invalid_body"),
+        ("POST", "/api/v1/cart/items", b, j, format!(r#"{{"product_id": "{product}", "quantity": 99999999999999999999999}}"#).into_bytes(), 400, "invalid_body"),
+        ("POST", "/api/v1/cart/items", b, j, format!(r#"{{"product_id": "{product}", "quantity": "2"}}"#).into_bytes(), 400, "invalid_body"),
+        ("POST", "/api/v1/cart/items", b, j, format!(r#"{{"product_id": "{product}", "quantity": 1000}}"#).into_bytes(), 422, "validation_failed"),
+        ("POST", "/api/v1/cart/items", b, j, format!(r#"{{"product_id": "{product}", "quantity": 0}}"#).into_bytes(), 422, "validation_failed"),
+        ("POST", "/api/v1/cart/items", b, j, br#"{"product_id": "not-a-uuid", "quantity": 1}"#.to_vec(), 400, "invalid_body"),
+        ("POST", "/api/v1/cart/items", b, j, br#"{"product_id": "00000000-0000-0000-0000-000000000000", "quantity": 1}"#.to_vec(), 422, "validation_failed"),
+        ("POST", "/api/v1/cart/items", b, j, br#"[1, 2, 3]"#.to_vec(), 400, "invalid_body"),
+        ("POST", "/api/v1/cart/items", b, j, vec![0xff, 0xfe, 0x00], 400, "malformed_json"),
+        ("POST", "/api/v1/me/addresses", b, j, br#"{"name": "A\u0000B", "line1": "x", "city": "y", "postal_code": "1", "country": "ZZ"}"#.to_vec(), 422, "validation_failed"),
+        ("PATCH", "/api/v1/me", b, j, format!(r#"{{"name": "{}"}}"#, "é".repeat(101)).into_bytes(), 422, "validation_failed"),
+        ("POST", "/api/v1/checkout", b, j, b"{}".to_vec(), 400, "missing_idempotency_key"),
+        ("GET", "/api/v1/products?limit=abc", None, j, Vec::new(), 400, "invalid_query"),
+        ("GET", "/api/v1/products?min_price=-5", None, j, Vec::new(), 422, "validation_failed"),
+        ("GET", "/api/v1/products?cursor=%F0%9F%92%A9", None, j, Vec::new(), 422, "validation_failed"),
+        ("GET", "/api/v1/products?sort=random", None, j, Vec::new(), 400, "invalid_query"),
+        ("GET", "/api/v1/products/not-a-uuid", None, j, Vec::new(), 404, "not_found"),
+        ("GET", "/api/v1/orders/12345", b, j, Vec::new(), 404, "not_found"),
+        ("DELETE", "/api/v1/cart/items/%00", b, j, Vec::new(), 404, "not_found"),
+        ("PUT", "/api/v1/cart", b, j, Vec::new(), 405, "method_not_allowed"),
+    ];
+    for (method, path, token, ct, body, status, code) in cases {
+        let r = raw(&s, method, path, token, ct, body.clone()).await;
+        assert!(
+            r.status.as_u16() < 500,
+            "{method} {path} answered {}",
+            r.status
+        );
+        problem(&r, status, code);
+        if status == 400 && code == "invalid_body" {
+            assert!(
+                !r.body["errors"][0]["field"].as_str().unwrap().is_empty(),
+                "the field is named: {:?}",
+                r.body
+            );
+        }
+    }
+    // Validation errors list every bad field at once.
+    let r = s
+        .post(
+            "/api/v1/me/addresses",
+            b,
+            json!({"name": "", "line1": "", "city": "", "postal_code": "", "country": "XX"}),
+        )
+        .await;
+    problem(&r, 422, "validation_failed");
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 5);
+    // Checkout of an empty cart, and of a short cart: 409 with every item listed.
+    let r = s
+        .http
+        .post(format!("{}/api/v1/checkout", s.base))
+        .bearer_auth(&buyer.token)
+        .header("Idempotency-Key", "k")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    problem(&TestServer::read(r).await, 409, "cart_empty");
+    assert_eq!(census(&s, &product).await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_refused() {
+    let s = TestServer::start().await;
+    let big = format!(
+        r#"{{"email": "a@b.co", "password": "{}", "role": "buyer"}}"#,
+        "x".repeat(100_000)
+    );
+    let r = raw(
+        &s,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        "application/json",
+        big.into_bytes(),
+    )
+    .await;
+    problem(&r, 413, "payload_too_large");
+    let admin = s.admin().await;
+    let seller = s.seller(&admin).await;
+    let product = s.product(&seller, "Frame", 100, 1).await;
+    let huge = vec![0u8; 6 * 1024 * 1024];
+    let part = reqwest::multipart::Part::bytes(huge).file_name("big.png");
+    let r = s
+        .http
+        .post(format!(
+            "{}/api/v1/seller/products/{product}/images",
+            s.base
+        ))
+        .bearer_auth(&seller.token)
+        .multipart(reqwest::multipart::Form::new().part("image", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let part =
+        reqwest::multipart::Part::bytes(b"GIF89a not accepted".to_vec()).file_name("cat.png");
+    let r = s
+        .http
+        .post(format!(
+            "{}/api/v1/seller/products/{product}/images",
+            s.base
+        ))
+        .bearer_auth(&seller.token)
+        .multipart(reqwest::multipart::Form::new().part("image", part))
+        .send()
+        .await
+        .unwrap();
+    problem(&TestServer::read(r).await, 415, "unsupported_media_type");
+    assert!(
+        s.get(&format!("/api/v1/products/{product}"), None)
+            .await
+            .body["images"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let s = TestServer::start().await;
+    let buyer = s.buyer().await;
+    let parts: Vec<&str> = buyer.token.split('.').collect();
+    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    let sign = |header: &str, claims: &Value, key: &[u8]| {
+        let h = jsonwebtoken::Header::new(match header {
+            "HS512" => jsonwebtoken::Algorithm::HS512,
+            _ => jsonwebtoken::Algorithm::HS256,
+        });
+        jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()
+    };
+    let secret = b"end-to-end-test-secret-of-at-least-32-bytes";
+    let mut expired = claims.clone();
+    expired["exp"] = json!(claims["iat"].as_i64().unwrap() - 10);
+    let mut admin = claims.clone();
+    admin["role"] = json!("admin");
+    let tokens = vec![
+        format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        ),
+        sign(
+            "HS256",
+            &claims,
+            b"some-other-secret-of-at-least-32-bytes!!",
+        ),
+        sign("HS512", &claims, secret),
+        sign("HS256", &expired, secret),
+        sign("HS256", &admin, secret),
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(admin.to_string()),
+            parts[2]
+        ),
+        "garbage".to_owned(),
+        String::new(),
+    ];
+    for t in tokens {
+        let r = s.get("/api/v1/me", Some(&t)).await;
+        problem(&r, 401, "unauthenticated");
+        assert_eq!(r.headers.get("www-authenticate").unwrap(), "Bearer");
+    }
+    let r = s
+        .http
+        .get(format!("{}/api/v1/me", s.base))
+        .header("authorization", "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    problem(&TestServer::read(r).await, 401, "unauthenticated");
+    assert_eq!(
+        s.get("/api/v1/me", Some(&buyer.token)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn login_throttling_answers_429_with_retry_after() {
+    let s = TestServer::start().await;
+    let buyer = s.buyer().await;
+    for _ in 0..5 {
+        let r = s
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": buyer.email, "password": "wrong password"}),
+            )
+            .await;
+        problem(&r, 401, "invalid_credentials");
+    }
+    let r = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": buyer.email, "password": "correct horse"}),
+        )
+        .await;
+    problem(&r, 429, "rate_limited");
+    let wait: u64 = r
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 900);
+    // An unknown account answers exactly like a wrong password.
+    let r = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ghost@example.com", "password": "wrong password"}),
+        )
+        .await;
+    problem(&r, 401, "invalid_credentials");
+}
