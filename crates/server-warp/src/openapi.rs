@@ -75,6 +75,18 @@ impl Modify for CommonResponses {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let has_body = op.request_body.is_some();
                 let responses = &mut op.responses.responses;
+                // Every error answers `application/problem+json`, including the
+                // ones annotated on handlers.
+                for (code, response) in responses.iter_mut() {
+                    if let (true, RefOr::T(r)) =
+                        (code.starts_with('4') || code.starts_with('5'), response)
+                    {
+                        if let Some(content) = r.content.shift_remove("application/json") {
+                            r.content
+                                .insert("application/problem+json".to_owned(), content);
+                        }
+                    }
+                }
                 let mut add = |code: &str, description: &str| {
                     responses
                         .entry(code.to_owned())
