@@ -41,6 +41,10 @@ pub struct Settings {
     /// `MARKETPLACE_OUTBOX_POLL_MS`: how often the mail worker looks for work when
     /// idle (default 1000 ms); `0` disables the worker in this process.
     pub outbox_poll: Duration,
+    /// `MARKETPLACE_ADMIN_EMAIL` and `MARKETPLACE_ADMIN_PASSWORD`: an admin created
+    /// at start when no account has that email (the configuration route to the
+    /// first admin; the command line is the other).
+    pub bootstrap_admin: Option<(String, String)>,
     /// Password hashing cost (not read from the environment: embedders and tests
     /// set it; the default is the recommended cost).
     pub hash_cost: HashCost,
@@ -62,6 +66,7 @@ impl std::fmt::Debug for Settings {
             .field("max_body", &self.max_body)
             .field("mail_dir", &self.mail_dir)
             .field("outbox_poll", &self.outbox_poll)
+            .field("bootstrap_admin", &self.bootstrap_admin.as_ref().map(|(e, _)| (e, "<redacted>")))
             .field("hash_cost", &self.hash_cost)
             .finish()
     }
@@ -94,6 +99,7 @@ impl Default for Settings {
             max_body: 64 * 1024,
             mail_dir: None,
             outbox_poll: Duration::from_secs(1),
+            bootstrap_admin: None,
             hash_cost: HashCost::RECOMMENDED,
         }
     }
@@ -138,6 +144,11 @@ impl Settings {
                 .with_context(|| format!("MARKETPLACE_OUTBOX_POLL_MS={v} is not a number"))?;
             s.outbox_poll = Duration::from_millis(ms);
         }
+        s.bootstrap_admin = match (get("MARKETPLACE_ADMIN_EMAIL"), get("MARKETPLACE_ADMIN_PASSWORD")) {
+            (Some(e), Some(p)) => Some((e, p)),
+            (None, None) => None,
+            _ => bail!("set both MARKETPLACE_ADMIN_EMAIL and MARKETPLACE_ADMIN_PASSWORD, or neither"),
+        };
         Ok(s)
     }
 
@@ -238,6 +249,15 @@ pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
         Some(dir) => Arc::new(DevMailer::to_dir(dir)),
         None => Arc::new(DevMailer::log_only()),
     };
+    if let Some((email, password)) = &settings.bootstrap_admin {
+        match market.create_admin(email, password).await {
+            Ok(u) => tracing::info!(email = %u.email, "created the configured admin"),
+            Err(marketplace_core::Error::Conflict { code: "email_taken", .. }) => {
+                tracing::debug!("the configured admin already exists")
+            }
+            Err(e) => return Err(e).context("cannot create the configured admin (MARKETPLACE_ADMIN_EMAIL)"),
+        }
+    }
     let app = App {
         market,
         max_body: settings.max_body,
