@@ -66,7 +66,13 @@ impl std::fmt::Debug for Settings {
             .field("max_body", &self.max_body)
             .field("mail_dir", &self.mail_dir)
             .field("outbox_poll", &self.outbox_poll)
-            .field("bootstrap_admin", &self.bootstrap_admin.as_ref().map(|(e, _)| (e, "<redacted>")))
+            .field(
+                "bootstrap_admin",
+                &self
+                    .bootstrap_admin
+                    .as_ref()
+                    .map(|(e, _)| (e, "<redacted>")),
+            )
             .field("hash_cost", &self.hash_cost)
             .finish()
     }
@@ -144,10 +150,15 @@ impl Settings {
                 .with_context(|| format!("MARKETPLACE_OUTBOX_POLL_MS={v} is not a number"))?;
             s.outbox_poll = Duration::from_millis(ms);
         }
-        s.bootstrap_admin = match (get("MARKETPLACE_ADMIN_EMAIL"), get("MARKETPLACE_ADMIN_PASSWORD")) {
+        s.bootstrap_admin = match (
+            get("MARKETPLACE_ADMIN_EMAIL"),
+            get("MARKETPLACE_ADMIN_PASSWORD"),
+        ) {
             (Some(e), Some(p)) => Some((e, p)),
             (None, None) => None,
-            _ => bail!("set both MARKETPLACE_ADMIN_EMAIL and MARKETPLACE_ADMIN_PASSWORD, or neither"),
+            _ => {
+                bail!("set both MARKETPLACE_ADMIN_EMAIL and MARKETPLACE_ADMIN_PASSWORD, or neither")
+            }
         };
         Ok(s)
     }
@@ -252,10 +263,16 @@ pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
     if let Some((email, password)) = &settings.bootstrap_admin {
         match market.create_admin(email, password).await {
             Ok(u) => tracing::info!(email = %u.email, "created the configured admin"),
-            Err(marketplace_core::Error::Conflict { code: "email_taken", .. }) => {
+            Err(marketplace_core::Error::Conflict {
+                code: "email_taken",
+                ..
+            }) => {
                 tracing::debug!("the configured admin already exists")
             }
-            Err(e) => return Err(e).context("cannot create the configured admin (MARKETPLACE_ADMIN_EMAIL)"),
+            Err(e) => {
+                return Err(e)
+                    .context("cannot create the configured admin (MARKETPLACE_ADMIN_EMAIL)");
+            }
         }
     }
     let app = App {
