@@ -80,11 +80,10 @@ impl Modify for CommonResponses {
                 for (code, response) in responses.iter_mut() {
                     if let (true, RefOr::T(r)) =
                         (code.starts_with('4') || code.starts_with('5'), response)
+                        && let Some(content) = r.content.shift_remove("application/json")
                     {
-                        if let Some(content) = r.content.shift_remove("application/json") {
-                            r.content
-                                .insert("application/problem+json".to_owned(), content);
-                        }
+                        r.content
+                            .insert("application/problem+json".to_owned(), content);
                     }
                 }
                 let mut add = |code: &str, description: &str| {
