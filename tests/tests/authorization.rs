@@ -4,6 +4,8 @@
 //! each must get. A route missing from the table fails the test, so the matrix
 //! always covers the whole API.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeSet;
 
 use marketplace_core::outbox::OutboxQuery;

@@ -1,6 +1,8 @@
 //! Anything a client can send gets a clear 4xx problem document, never a 5xx,
 //! and writes nothing.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use marketplace_core::Storage;
 use marketplace_core::outbox::OutboxQuery;
 use marketplace_e2e::{Reply, TestServer};
@@ -64,7 +66,17 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
     let b = Some(buyer.token.as_str());
     let j = "application/json";
 
-    let cases: Vec<(&str, &str, Option<&str>, &str, Vec<u8>, u16, &str)> = vec![
+    // (method, path, token, content type, body, status, code)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         ("POST", "/api/v1/auth/register", None, j, b"{\"email\": ".to_vec(), 400, "malformed_json"),
         ("POST", "/api/v1/auth/register", None, j, b"not json at all".to_vec(), 400, "malformed_json"),
         ("POST", "/api/v1/auth/register", None, j, b"".to_vec(), 400, "malformed_json"),

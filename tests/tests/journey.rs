@@ -1,5 +1,7 @@
 //! The whole marketplace as clients use it, over HTTP.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use marketplace_e2e::TestServer;
 use reqwest::StatusCode;
 use serde_json::json;

@@ -1,5 +1,7 @@
 //! The listener around the routes: CORS and graceful shutdown.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use marketplace_core::HashCost;
 use marketplace_e2e::TestServer;
 use reqwest::StatusCode;
