@@ -152,6 +152,37 @@ impl TestServer {
         self.call(Method::DELETE, path, token, None).await
     }
 
+    /// `POST /api/v1/checkout` with an `Idempotency-Key`.
+    pub async fn checkout(&self, who: &Session, key: &str, body: Value) -> Reply {
+        let req = self
+            .http
+            .post(format!("{}/api/v1/checkout", self.base))
+            .bearer_auth(&who.token)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// Uploads `bytes` as a product image (multipart field `image`).
+    pub async fn upload_image(
+        &self,
+        seller: &Session,
+        product: &str,
+        bytes: Vec<u8>,
+        file_name: &str,
+    ) -> Reply {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
+        let req = self
+            .http
+            .post(format!(
+                "{}/api/v1/seller/products/{product}/images",
+                self.base
+            ))
+            .bearer_auth(&seller.token)
+            .multipart(reqwest::multipart::Form::new().part("image", part));
+        Self::read(req.send().await.unwrap()).await
+    }
+
     /// Logs in over HTTP.
     pub async fn login(&self, email: &str, password: &str) -> Session {
         let r = self

@@ -631,16 +631,7 @@ impl<'a> Fixture<'a> {
                 json!({"product_id": product, "quantity": 1}),
             )
             .await;
-            let r = s
-                .http
-                .post(format!("{}/api/v1/checkout", s.base))
-                .bearer_auth(&buyer.token)
-                .header("Idempotency-Key", "fixture")
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap();
-            let r = TestServer::read(r).await;
+            let r = s.checkout(buyer, "fixture", json!({})).await;
             assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
             orders.push(r.body["orders"][0]["id"].as_str().unwrap().to_owned());
             s.post(

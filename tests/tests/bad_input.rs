@@ -134,16 +134,7 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
     problem(&r, 422, "validation_failed");
     assert_eq!(r.body["errors"].as_array().unwrap().len(), 5);
     // Checkout of an empty cart, and of a short cart: 409 with every item listed.
-    let r = s
-        .http
-        .post(format!("{}/api/v1/checkout", s.base))
-        .bearer_auth(&buyer.token)
-        .header("Idempotency-Key", "k")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    problem(&TestServer::read(r).await, 409, "cart_empty");
+    problem(&s.checkout(&buyer, "k", json!({})).await, 409, "cart_empty");
     assert_eq!(census(&s, &product).await, before, "nothing was written");
 }
 
@@ -168,33 +159,17 @@ async fn oversize_bodies_are_refused() {
     let seller = s.seller(&admin).await;
     let product = s.product(&seller, "Frame", 100, 1).await;
     let huge = vec![0u8; 6 * 1024 * 1024];
-    let part = reqwest::multipart::Part::bytes(huge).file_name("big.png");
+    let r = s.upload_image(&seller, &product, huge, "big.png").await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     let r = s
-        .http
-        .post(format!(
-            "{}/api/v1/seller/products/{product}/images",
-            s.base
-        ))
-        .bearer_auth(&seller.token)
-        .multipart(reqwest::multipart::Form::new().part("image", part))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let part =
-        reqwest::multipart::Part::bytes(b"GIF89a not accepted".to_vec()).file_name("cat.png");
-    let r = s
-        .http
-        .post(format!(
-            "{}/api/v1/seller/products/{product}/images",
-            s.base
-        ))
-        .bearer_auth(&seller.token)
-        .multipart(reqwest::multipart::Form::new().part("image", part))
-        .send()
-        .await
-        .unwrap();
-    problem(&TestServer::read(r).await, 415, "unsupported_media_type");
+        .upload_image(
+            &seller,
+            &product,
+            b"GIF89a not accepted".to_vec(),
+            "cat.png",
+        )
+        .await;
+    problem(&r, 415, "unsupported_media_type");
     assert!(
         s.get(&format!("/api/v1/products/{product}"), None)
             .await

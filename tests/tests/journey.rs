@@ -48,15 +48,8 @@ async fn a_buyer_buys_from_two_sellers() {
     );
 
     let checkout = s
-        .http
-        .post(format!("{}/api/v1/checkout", s.base))
-        .bearer_auth(&buyer.token)
-        .header("Idempotency-Key", "journey-1")
-        .json(&json!({"address_id": address}))
-        .send()
-        .await
-        .unwrap();
-    let checkout = TestServer::read(checkout).await;
+        .checkout(&buyer, "journey-1", json!({"address_id": address}))
+        .await;
     assert_eq!(checkout.status, StatusCode::CREATED, "{:?}", checkout.body);
     let orders = checkout.body["orders"].as_array().unwrap().clone();
     assert_eq!(orders.len(), 2);
@@ -75,16 +68,9 @@ async fn a_buyer_buys_from_two_sellers() {
 
     // A retry with the same key returns the same checkout.
     let replay = s
-        .http
-        .post(format!("{}/api/v1/checkout", s.base))
-        .bearer_auth(&buyer.token)
-        .header("Idempotency-Key", "journey-1")
-        .json(&json!({"address_id": address}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
-    let replay = TestServer::read(replay).await;
+        .checkout(&buyer, "journey-1", json!({"address_id": address}))
+        .await;
+    assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
     assert_eq!(
         (replay.status, replay.body["checkout_id"].as_str()),
         (StatusCode::OK, Some(checkout_id))

@@ -156,6 +156,17 @@ impl<S: Storage> Marketplace<S> {
         Ok(Listing { products, sellers })
     }
 
+    /// A product named in a request body: it must be listed, else the body's
+    /// `product_id` field is invalid.
+    async fn listed_product(&self, product_id: ProductId) -> Result<ProductView> {
+        self.product(product_id).await.map_err(|e| match e {
+            Error::NotFound(_) => {
+                Error::invalid("product_id", "unknown", "no such product is listed")
+            }
+            e => e,
+        })
+    }
+
     async fn shopping_account(&self, who: &Principal) -> Result<User> {
         self.require(who, Role::Buyer)?;
         let user = self.account(who).await?;
@@ -281,12 +292,7 @@ impl<S: Storage> Marketplace<S> {
     ) -> Result<CartView> {
         self.shopping_account(who).await?;
         self.check_quantity(quantity)?;
-        let product = self.product(product_id).await.map_err(|e| match e {
-            Error::NotFound(_) => {
-                Error::invalid("product_id", "unknown", "no such product is listed")
-            }
-            e => e,
-        })?;
+        let product = self.listed_product(product_id).await?;
         let limits = self.inner.config.limits.clone();
         let now = self.now();
         self.change_cart(who, |cart| {
@@ -383,12 +389,7 @@ impl<S: Storage> Marketplace<S> {
         product_id: ProductId,
     ) -> Result<Vec<WishlistItem>> {
         self.require(who, Role::Buyer)?;
-        self.product(product_id).await.map_err(|e| match e {
-            Error::NotFound(_) => {
-                Error::invalid("product_id", "unknown", "no such product is listed")
-            }
-            e => e,
-        })?;
+        self.listed_product(product_id).await?;
         self.storage()
             .add_to_wishlist(who.user_id, product_id, self.now())
             .await?;

@@ -222,7 +222,7 @@ pub async fn delete_address(
 pub fn routes(a: App) -> BoxedFilter<(Response,)> {
     let limit = a.max_body;
     let with = || crate::extract::app(a.clone());
-    let who = || caller(a.clone());
+    let authed = || crate::extract::app(a.clone()).and(caller(a.clone()));
     let r1 = warp::path!("auth" / "register")
         .and(warp::post())
         .and(with())
@@ -251,8 +251,7 @@ pub fn routes(a: App) -> BoxedFilter<(Response,)> {
         .and_then(verify_email);
     let r6 = warp::path!("auth" / "verify-email" / "resend")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(resend_verification);
     let r7 = warp::path!("auth" / "password-reset")
         .and(warp::post())
@@ -266,36 +265,30 @@ pub fn routes(a: App) -> BoxedFilter<(Response,)> {
         .and_then(password_reset_confirm);
     let r9 = warp::path!("me")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(me);
     let r10 = warp::path!("me")
         .and(warp::patch())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(update_me);
     let r11 = warp::path!("me" / "addresses")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(addresses);
     let r12 = warp::path!("me" / "addresses")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(add_address);
     let r13 = warp::path!("me" / "addresses" / AddressId)
         .and(warp::patch())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(update_address);
     let r14 = warp::path!("me" / "addresses" / AddressId)
         .and(warp::delete())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(delete_address);
     crate::any_of!(r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14)
 }

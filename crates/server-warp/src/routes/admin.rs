@@ -178,60 +178,49 @@ pub async fn retry(id: MessageId, app: App, who: Principal) -> Result<Response, 
 
 /// The routes of this module.
 pub fn routes(a: App) -> BoxedFilter<(Response,)> {
-    let with = || crate::extract::app(a.clone());
-    let who = || caller(a.clone());
+    let authed = || crate::extract::app(a.clone()).and(caller(a.clone()));
     let r1 = warp::path!("admin" / "sellers")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(query::<SellerParams>())
         .and_then(sellers);
     let r2 = warp::path!("admin" / "sellers" / UserId / "verify")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(verify);
     let r3 = warp::path!("admin" / "sellers" / UserId / "reject")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(reject_seller);
     let r4 = warp::path!("admin" / "users" / UserId / "deactivate")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(deactivate_user);
     let r5 = warp::path!("admin" / "users" / UserId / "activate")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(activate_user);
     let r6 = warp::path!("admin" / "products" / ProductId / "deactivate")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(deactivate_product);
     let r7 = warp::path!("admin" / "products" / ProductId / "activate")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(activate_product);
     let r8 = warp::path!("admin" / "orders")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(query::<OrderParams>())
         .and_then(orders);
     let r9 = warp::path!("admin" / "outbox")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(query::<OutboxParams>())
         .and_then(outbox);
     let r10 = warp::path!("admin" / "outbox" / MessageId / "retry")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(retry);
     crate::any_of!(r1, r2, r3, r4, r5, r6, r7, r8, r9, r10)
 }

@@ -261,7 +261,7 @@ pub fn routes(a: App) -> BoxedFilter<(Response,)> {
     let limit = a.max_body;
     let image_limit = a.market.config().limits.max_image_bytes as u64 + 64 * 1024;
     let with = || crate::extract::app(a.clone());
-    let who = || caller(a.clone());
+    let authed = || crate::extract::app(a.clone()).and(caller(a.clone()));
     let filters = || query::<Filters>();
     let r1 = warp::path!("products")
         .and(warp::get())
@@ -278,53 +278,44 @@ pub fn routes(a: App) -> BoxedFilter<(Response,)> {
         .and_then(categories);
     let r4 = warp::path!("admin" / "categories")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(create_category);
     let r5 = warp::path!("admin" / "categories" / CategoryId)
         .and(warp::patch())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(rename_category);
     let r6 = warp::path!("admin" / "categories" / CategoryId)
         .and(warp::delete())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(delete_category);
     let r7 = warp::path!("seller" / "products")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(filters())
         .and_then(my_products);
     let r8 = warp::path!("seller" / "products")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(create_product);
     let r9 = warp::path!("seller" / "products" / ProductId)
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(my_product);
     let r10 = warp::path!("seller" / "products" / ProductId)
         .and(warp::patch())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(update_product);
     let r11 = warp::path!("seller" / "products" / ProductId)
         .and(warp::delete())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(archive_product);
     let r12 = warp::path!("seller" / "products" / ProductId / "images")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(warp::multipart::form().max_length(image_limit))
         .and_then(upload_image);
     crate::any_of!(r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12)

@@ -148,44 +148,36 @@ fn buyer_only(who: &Principal) -> Result<(), Rejection> {
 /// The routes of this module.
 pub fn routes(a: App) -> BoxedFilter<(Response,)> {
     let limit = a.max_body;
-    let with = || crate::extract::app(a.clone());
-    let who = || caller(a.clone());
+    let authed = || crate::extract::app(a.clone()).and(caller(a.clone()));
     let r1 = warp::path!("orders")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(query::<OrderParams>())
         .and_then(my_orders);
     let r2 = warp::path!("orders" / OrderId)
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(my_order);
     let r3 = warp::path!("orders" / OrderId / "cancel")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(cancel);
     let r4 = warp::path!("orders" / OrderId / "return")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(request_return);
     let r5 = warp::path!("seller" / "orders")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(query::<OrderParams>())
         .and_then(seller_orders);
     let r6 = warp::path!("seller" / "orders" / OrderId)
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(seller_order);
     let r7 = warp::path!("seller" / "orders" / OrderId / "status")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(set_status);
     crate::any_of!(r1, r2, r3, r4, r5, r6, r7)

@@ -173,55 +173,45 @@ pub async fn checkout(
 /// The routes of this module.
 pub fn routes(a: App) -> BoxedFilter<(Response,)> {
     let limit = a.max_body;
-    let with = || crate::extract::app(a.clone());
-    let who = || caller(a.clone());
+    let authed = || crate::extract::app(a.clone()).and(caller(a.clone()));
     let r1 = warp::path!("cart")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(cart);
     let r2 = warp::path!("cart")
         .and(warp::delete())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(clear_cart);
     let r3 = warp::path!("cart" / "items")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(add_item);
     let r4 = warp::path!("cart" / "items" / ProductId)
         .and(warp::patch())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(set_quantity);
     let r5 = warp::path!("cart" / "items" / ProductId)
         .and(warp::delete())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(remove_item);
     let r6 = warp::path!("wishlist")
         .and(warp::get())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(wishlist);
     let r7 = warp::path!("wishlist")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(json(limit))
         .and_then(add_wish);
     let r8 = warp::path!("wishlist" / ProductId)
         .and(warp::delete())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and_then(remove_wish);
     let r9 = warp::path!("checkout")
         .and(warp::post())
-        .and(with())
-        .and(who())
+        .and(authed())
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json(limit))
         .and_then(checkout);
