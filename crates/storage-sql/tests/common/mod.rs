@@ -35,6 +35,8 @@ pub struct Guarded<G> {
     pub storage: SqlStorage,
     /// Cleans up after the storage.
     pub guard: G,
+    /// The URL the storage was opened with, for raw SQL in backend tests.
+    pub url: String,
 }
 
 /// A fresh SQLite file in its own temporary directory.
@@ -50,6 +52,7 @@ pub async fn sqlite() -> Guarded<tempfile::TempDir> {
     Guarded {
         storage,
         guard: dir,
+        url,
     }
 }
 
@@ -153,7 +156,11 @@ pub async fn postgres() -> Option<Guarded<DropSchema>> {
     let storage = SqlStorage::connect(&scoped, SqlOptions::default().max_connections(8))
         .await
         .unwrap();
-    Some(Guarded { storage, guard })
+    Some(Guarded {
+        storage,
+        guard,
+        url: scoped,
+    })
 }
 
 /// Every method forwards to the storage.
