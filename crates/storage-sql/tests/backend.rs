@@ -11,8 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use marketplace_core::catalog::{Category, Product};
 use marketplace_core::fields::Email;
 use marketplace_core::{
-    CategoryId, Currency, Money, ProductId, Role, SellerStatus, Storage, StorageError, User,
-    UserId,
+    CategoryId, Currency, Money, ProductId, Role, SellerStatus, Storage, StorageError, User, UserId,
 };
 use sqlx::Connection;
 use storage_sql::{SqlBackend, SqlOptions, SqlStorage};
