@@ -130,13 +130,15 @@ pub enum SqlBackend {
     Sqlite,
 }
 
+#[derive(Clone)]
 enum Inner {
     Postgres(postgres::PgStore),
     Sqlite(sqlite::SqliteStore),
 }
 
-/// The marketplace [`Storage`] on PostgreSQL or SQLite. Cheap to share behind an
-/// `Arc`; every method takes connections from an internal pool.
+/// The marketplace [`Storage`] on PostgreSQL or SQLite. Clones share one
+/// connection pool; every method takes connections from it.
+#[derive(Clone)]
 pub struct SqlStorage {
     inner: Inner,
 }
@@ -153,7 +155,9 @@ impl std::fmt::Debug for SqlStorage {
 impl SqlStorage {
     /// Connects to the database `url` names and applies pending migrations.
     ///
-    /// - `postgres://user@host/db` (or `postgresql://`): PostgreSQL.
+    /// - `postgres://user@host/db` (or `postgresql://`): PostgreSQL; the usual
+    ///   libpq parameters apply (`sslmode=require` for TLS with rustls and the
+    ///   webpki roots, `sslrootcert=...`, `options=-c search_path=...`).
     /// - `sqlite://path/to/file.db`, `sqlite:file.db`: a SQLite file, created when
     ///   missing (see [`SqlOptions::create_if_missing`]), in WAL mode with foreign
     ///   keys on.

@@ -60,6 +60,7 @@ const RESTOCK: &str = "WITH wanted AS ( \
      FROM wanted w WHERE p.id = w.id AND p.id IN (SELECT id FROM locked)";
 
 /// The PostgreSQL store: one connection pool.
+#[derive(Clone)]
 pub(crate) struct PgStore {
     pool: PgPool,
 }

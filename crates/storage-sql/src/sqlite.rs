@@ -58,6 +58,7 @@ const BEGIN_ATTEMPTS: u32 = 4;
 
 /// The SQLite store: one writer connection and a pool of readers (the same single
 /// connection for an in-memory database).
+#[derive(Clone)]
 pub(crate) struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
