@@ -52,7 +52,7 @@ const OUTBOX_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body
 
 /// Adds `qty` units back to each product, locking the rows in id order.
 const RESTOCK: &str = "WITH wanted AS ( \
-         SELECT id, sum(qty) AS qty FROM unnest($1::uuid[], $2::int8[]) AS t(id, qty) GROUP BY id \
+         SELECT id, sum(qty)::int8 AS qty FROM unnest($1::uuid[], $2::int8[]) AS t(id, qty) GROUP BY id \
      ), locked AS ( \
          SELECT p.id FROM products p JOIN wanted w ON w.id = p.id ORDER BY p.id FOR NO KEY UPDATE OF p \
      ) \
@@ -996,7 +996,7 @@ impl Storage for PgStore {
             .collect();
         let taken = sqlx::query(
             "WITH wanted AS ( \
-                 SELECT id, sum(qty) AS qty FROM unnest($1::uuid[], $2::int8[]) AS t(id, qty) \
+                 SELECT id, sum(qty)::int8 AS qty FROM unnest($1::uuid[], $2::int8[]) AS t(id, qty) \
                  GROUP BY id \
              ), locked AS ( \
                  SELECT p.id FROM products p JOIN wanted w ON w.id = p.id \
@@ -1034,7 +1034,7 @@ impl Storage for PgStore {
             for r in &rows {
                 available.insert(r.uuid("id")?, r.count("available")?);
             }
-            let short = plan
+            let short: Vec<ShortItem> = plan
                 .reservations
                 .iter()
                 .filter(|r| missing.contains(&r.product_id.0))
@@ -1044,6 +1044,14 @@ impl Storage for PgStore {
                     available: available.get(&r.product_id.0).copied().unwrap_or(0),
                 })
                 .collect();
+            // The decrement judged a row by the statement's snapshot; a restock
+            // committed while it waited for the row lock can leave enough after all.
+            // That is a race, not a shortage: let core run the commit again.
+            if short.iter().any(|s| s.available >= s.requested) {
+                return Err(StorageError::transient(
+                    "stock changed while the checkout waited for it",
+                ));
+            }
             return Ok(CheckoutOutcome::Short(short));
         }
 
