@@ -226,3 +226,78 @@ async fn postgres_migrations_are_idempotent() {
     assert_eq!(again.user(s.id).await.unwrap(), Some(s));
     again.close().await;
 }
+
+/// Two stores on one database behave like two server processes: their
+/// concurrent checkouts of one hot product sell exactly the stock, never more.
+async fn two_stores_share_one_database(a: SqlStorage, b: SqlStorage) {
+    use marketplace_conformance::{World, test_config};
+    use marketplace_core::{Error, Marketplace};
+
+    const STOCK: u32 = 30;
+    const BUYERS: usize = 48;
+    let w = World::new(a).await;
+    let other = Marketplace::builder(b, test_config())
+        .clock(w.clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let seller = w.seller().await;
+    let hot = w.product(&seller, "Hot", 500, STOCK).await.id;
+    let mut buyers = Vec::new();
+    for _ in 0..BUYERS {
+        let buyer = w.buyer().await;
+        w.address(&buyer).await;
+        w.market.add_to_cart(&buyer, hot, 1).await.unwrap();
+        buyers.push(buyer);
+    }
+    let tasks: Vec<_> = buyers
+        .into_iter()
+        .enumerate()
+        .map(|(i, buyer)| {
+            let market = if i % 2 == 0 {
+                w.market.clone()
+            } else {
+                other.clone()
+            };
+            tokio::spawn(async move {
+                match market.checkout(&buyer, "once", Default::default()).await {
+                    Ok(_) => true,
+                    Err(Error::InsufficientStock(_)) => false,
+                    Err(e) => panic!("checkout failed: {e:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut sold = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            sold += 1;
+        }
+    }
+    assert_eq!(sold, STOCK as usize);
+    assert_eq!(w.stock(hot).await, 0);
+    assert_eq!(
+        other.storage().product(hot).await.unwrap().unwrap().stock,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_stores_on_one_file_never_oversell() {
+    let g = common::sqlite().await;
+    let second = SqlStorage::connect(&g.url, SqlOptions::default())
+        .await
+        .unwrap();
+    two_stores_share_one_database(g.storage.clone(), second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_stores_on_one_database_never_oversell() {
+    let Some(g) = common::postgres().await else {
+        return;
+    };
+    let second = SqlStorage::connect(&g.url, SqlOptions::default().max_connections(4))
+        .await
+        .unwrap();
+    two_stores_share_one_database(g.storage.clone(), second).await;
+}
