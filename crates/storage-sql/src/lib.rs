@@ -20,8 +20,18 @@
 //!   `AlreadyExists` by constraint name, serialization failures, deadlocks and busy
 //!   databases to `Transient` (core retries those), everything else to `Backend`.
 //!
-//! No sqlx type appears in this crate's API beyond [`SqlOptions`]' plain values;
-//! callers see only `marketplace-core`'s types.
+//! ## Schema
+//! Money is BIGINT minor units beside a currency code; ids are UUIDs (native in
+//! PostgreSQL, 16-byte blobs in SQLite, both sorting bytewise like the core's
+//! ids); times are `timestamptz` in PostgreSQL and INTEGER milliseconds in SQLite.
+//! Order snapshots (items, address, history), cart lines, images and discounts are
+//! JSON. The database itself keeps the invariants it can: `CHECK (stock >= 0)`,
+//! unique emails, category names (case-insensitively) and idempotency keys per
+//! buyer, at most one default address per user, and foreign keys (a category in
+//! use cannot be deleted). Every listing has an index matching its keyset order.
+//!
+//! No sqlx type appears in this crate's API: callers see `marketplace-core`'s
+//! types and [`StorageError`] only.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), marketplace_core::StorageError> {
