@@ -83,7 +83,7 @@ impl SqliteStore {
                 .await
                 .map_err(e)?;
             if options.run_migrations {
-                MIGRATOR.run(&pool).await.map_err(StorageError::backend)?;
+                migrate(&pool).await?;
             }
             return Ok(SqliteStore {
                 writer: pool.clone(),
@@ -101,7 +101,7 @@ impl SqliteStore {
             .await
             .map_err(e)?;
         if options.run_migrations {
-            MIGRATOR.run(&writer).await.map_err(StorageError::backend)?;
+            migrate(&writer).await?;
         }
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
@@ -129,6 +129,24 @@ impl SqliteStore {
                 }
                 Err(err) => return Err(e(err)),
             }
+        }
+    }
+}
+
+/// Applies pending migrations. SQLite has no advisory lock for the migrator, so
+/// two processes opening a new file at once can race: the loser's attempt fails
+/// on the tables the winner created, and a second look finds them applied.
+async fn migrate(pool: &SqlitePool) -> StorageResult<()> {
+    let mut attempt = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(err) if attempt + 1 < BEGIN_ATTEMPTS => {
+                attempt += 1;
+                tracing::debug!(attempt, error = %err, "SQLite migration failed, retrying");
+                tokio::time::sleep(StdDuration::from_millis(25 << attempt)).await;
+            }
+            Err(err) => return Err(StorageError::backend(err)),
         }
     }
 }

@@ -301,3 +301,20 @@ async fn postgres_two_stores_on_one_database_never_oversell() {
         .unwrap();
     two_stores_share_one_database(g.storage.clone(), second).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_stores_opening_a_new_file_at_once_all_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("race.db").display());
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { SqlStorage::connect(&url, SqlOptions::default()).await })
+        })
+        .collect();
+    for open in opens {
+        let storage = open.await.unwrap().unwrap();
+        storage.ping().await.unwrap();
+        storage.close().await;
+    }
+}
