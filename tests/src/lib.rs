@@ -56,16 +56,35 @@ pub struct Reply {
 }
 
 impl TestServer {
-    /// Starts a server on the in-memory store with cheap password hashing.
+    /// Starts a server on a fresh SQLite file (the embedded default) with cheap
+    /// password hashing and no background mail worker.
     pub async fn start() -> TestServer {
-        let media = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("marketplace.db").display());
+        Self::start_on(&url, dir).await
+    }
+
+    /// Starts a server on the in-memory store (for tests that build many fixtures).
+    pub async fn start_memory() -> TestServer {
+        Self::start_on("memory:", tempfile::tempdir().unwrap()).await
+    }
+
+    /// Test settings: `database_url`, a fixed secret, media in `dir`, cheap hashing,
+    /// no background mail worker.
+    pub fn settings(database_url: &str, dir: &tempfile::TempDir) -> Settings {
         let mut settings = Settings::default();
         settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.database_url = database_url.to_owned();
         settings.jwt_secret = Some("end-to-end-test-secret-of-at-least-32-bytes".into());
-        settings.media_dir = media.path().to_owned();
+        settings.media_dir = dir.path().join("media");
         settings.hash_cost = HashCost::FAST_INSECURE;
         settings.outbox_poll = std::time::Duration::ZERO;
-        Self::start_with(settings, media).await
+        settings
+    }
+
+    async fn start_on(url: &str, dir: tempfile::TempDir) -> TestServer {
+        let settings = Self::settings(url, &dir);
+        Self::start_with(settings, dir).await
     }
 
     /// Starts a server with `settings` (its listen address is replaced by an

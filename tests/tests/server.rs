@@ -2,22 +2,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use marketplace_core::HashCost;
 use marketplace_e2e::TestServer;
 use reqwest::StatusCode;
-use server_warp::Settings;
 use server_warp::serve::Cors;
 
 #[tokio::test]
 async fn cors_answers_only_configured_origins() {
-    let media = tempfile::tempdir().unwrap();
-    let mut settings = Settings::default();
-    settings.jwt_secret = Some("cors-test-secret-of-at-least-32-bytes!!".into());
-    settings.media_dir = media.path().to_owned();
-    settings.hash_cost = HashCost::FAST_INSECURE;
-    settings.outbox_poll = std::time::Duration::ZERO;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = TestServer::settings("memory:", &dir);
     settings.cors = Cors::parse("https://shop.example, https://admin.example/");
-    let s = TestServer::start_with(settings, media).await;
+    let s = TestServer::start_with(settings, dir).await;
     let preflight = |origin: &'static str| {
         s.http
             .request(reqwest::Method::OPTIONS, format!("{}/api/v1/cart", s.base))

@@ -135,6 +135,15 @@ impl<S: Storage> Marketplace<S> {
 
         let cart = self.storage().cart(who.user_id).await?;
         if cart.lines.is_empty() {
+            // A concurrent request with the same key may have committed (and
+            // emptied the cart) since the key was looked up above.
+            if let Some(done) = self
+                .storage()
+                .checkout_by_key(who.user_id, idempotency_key)
+                .await?
+            {
+                return self.replay(done, &request_hash).await;
+            }
             return Err(Error::conflict("cart_empty", "the cart is empty"));
         }
         let address = match request.address_id {

@@ -13,6 +13,7 @@ use marketplace_core::{
 
 use crate::extract::{App, Market};
 use crate::serve::Cors;
+use storage_sql::{SqlOptions, SqlStorage};
 
 /// Everything `marketplace-server` can be configured with.
 #[derive(Clone)]
@@ -20,8 +21,12 @@ use crate::serve::Cors;
 pub struct Settings {
     /// `MARKETPLACE_LISTEN` (default `127.0.0.1:8080`).
     pub listen: SocketAddr,
-    /// `DATABASE_URL`: `memory:` (default), `sqlite:`, `postgres://`, `mongodb://`.
+    /// `DATABASE_URL`: `sqlite://marketplace.db` (default), `sqlite:<path>`,
+    /// `postgres://...`, `memory:`.
     pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS` (default 10), `DATABASE_ACQUIRE_TIMEOUT_MS`
+    /// (default 30000) and `DATABASE_BUSY_TIMEOUT_MS` (SQLite, default 5000).
+    pub sql: SqlOptions,
     /// `JWT_SECRET`: required unless the store is local (memory or SQLite) and
     /// `MARKETPLACE_ENV` is not `production`.
     pub jwt_secret: Option<String>,
@@ -55,6 +60,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
+            .field("sql", &self.sql)
             .field(
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
@@ -96,7 +102,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database_url: "memory:".to_owned(),
+            database_url: "sqlite://marketplace.db".to_owned(),
+            sql: SqlOptions::default(),
             jwt_secret: None,
             production: false,
             public_url: None,
@@ -128,6 +135,23 @@ impl Settings {
         }
         if let Some(v) = get("DATABASE_URL") {
             s.database_url = v;
+        }
+        let number = |k: &str| -> Result<Option<u64>> {
+            get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .with_context(|| format!("{k}={v} is not a number"))
+                })
+                .transpose()
+        };
+        if let Some(n) = number("DATABASE_MAX_CONNECTIONS")? {
+            s.sql = s.sql.max_connections(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        if let Some(ms) = number("DATABASE_ACQUIRE_TIMEOUT_MS")? {
+            s.sql = s.sql.acquire_timeout(Duration::from_millis(ms));
+        }
+        if let Some(ms) = number("DATABASE_BUSY_TIMEOUT_MS")? {
+            s.sql = s.sql.busy_timeout(Duration::from_millis(ms));
         }
         s.jwt_secret = get("JWT_SECRET");
         s.production = get("MARKETPLACE_ENV").is_some_and(|v| v.eq_ignore_ascii_case("production"));
@@ -186,7 +210,7 @@ impl Settings {
                 Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
                 _ => {
                     let s = JwtSecret::generate();
-                    std::fs::write(path, &s).with_context(|| {
+                    write_private(path, &s).with_context(|| {
                         format!("cannot keep the JWT secret in {}", path.display())
                     })?;
                     tracing::info!(path = %path.display(), "generated a development JWT secret");
@@ -222,22 +246,59 @@ impl Settings {
     }
 }
 
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, contents.as_bytes())
+}
+
+/// The file of a SQLite URL (`sqlite://marketplace.db`, `sqlite:data/shop.db?mode=rwc`);
+/// `None` for an in-memory SQLite database or another scheme.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
 /// Opens the store `DATABASE_URL` names; returns it with the file the development
 /// JWT secret is kept in, when the store has a home on disk.
-pub async fn open_storage(url: &str) -> Result<(Arc<dyn Storage>, Option<PathBuf>)> {
+pub async fn open_storage(
+    url: &str,
+    sql: &SqlOptions,
+) -> Result<(Arc<dyn Storage>, Option<PathBuf>)> {
     if url.starts_with("memory:") {
         tracing::warn!(
             "DATABASE_URL=memory: data lives in this process only and is lost when it stops"
         );
         return Ok((Arc::new(storage_memory::MemoryStorage::new()), None));
     }
+    if url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
+        let store = SqlStorage::connect(url, sql.clone())
+            .await
+            .with_context(|| format!("cannot open DATABASE_URL={}", redact_url(url)))?;
+        // The development secret lives beside the database file it protects.
+        let secret = sqlite_file(url).map(|db| {
+            let mut name = db.file_name().unwrap_or_default().to_os_string();
+            name.push(".jwt-secret");
+            db.with_file_name(name)
+        });
+        return Ok((Arc::new(store), secret));
+    }
     let scheme = url.split(':').next().unwrap_or_default();
-    bail!("DATABASE_URL scheme `{scheme}:` is not supported by this build (supported: memory:)")
+    bail!("DATABASE_URL scheme `{scheme}:` is not supported (use sqlite:, postgres://, or memory:)")
 }
 
 /// Assembles the marketplace and the application the routes serve.
 pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
-    let (storage, secret_file) = open_storage(&settings.database_url).await?;
+    let (storage, secret_file) = open_storage(&settings.database_url, &settings.sql).await?;
     let config = settings.marketplace_config(secret_file.as_deref())?;
     std::fs::create_dir_all(&settings.media_dir).with_context(|| {
         format!(
@@ -286,6 +347,20 @@ pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_files_are_found_in_urls() {
+        assert_eq!(
+            sqlite_file("sqlite://marketplace.db"),
+            Some(PathBuf::from("marketplace.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:data/shop.db?mode=rwc"),
+            Some(PathBuf::from("data/shop.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
 
     #[test]
     fn urls_are_redacted() {
