@@ -82,7 +82,8 @@ impl TestServer {
         settings
     }
 
-    async fn start_on(url: &str, dir: tempfile::TempDir) -> TestServer {
+    /// Starts a server on `url`, with media and other files in `dir`.
+    pub async fn start_on(url: &str, dir: tempfile::TempDir) -> TestServer {
         let settings = Self::settings(url, &dir);
         Self::start_with(settings, dir).await
     }
@@ -293,5 +294,196 @@ impl TestServer {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A PostgreSQL schema of its own for one test, dropped when this is dropped.
+pub struct PgSchema {
+    /// A URL that points every connection at the schema.
+    pub url: String,
+    server: String,
+    schema: String,
+}
+
+/// The variable naming the PostgreSQL server tests may create schemas on.
+pub const POSTGRES_ENV: &str = "TEST_POSTGRES_URL";
+
+/// A fresh schema on the server `TEST_POSTGRES_URL` names; `None` (after saying
+/// so loudly) when it is unset.
+pub async fn postgres_schema(test: &str) -> Option<PgSchema> {
+    use sqlx::Connection;
+    let Some(server) = std::env::var(POSTGRES_ENV).ok().filter(|u| !u.is_empty()) else {
+        eprintln!(
+            "*** SKIPPED {test}: it needs {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test) ***"
+        );
+        return None;
+    };
+    let schema = format!("mkt_e2e_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    let sep = if server.contains('?') { '&' } else { '?' };
+    Some(PgSchema {
+        url: format!("{server}{sep}options=-c%20search_path%3D{schema}"),
+        server,
+        schema,
+    })
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (server, schema) = (self.server.clone(), self.schema.clone());
+        // Dropped inside a test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
+                    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// What an audit of a store found (after it checked every invariant).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Audit {
+    /// Checkouts found.
+    pub checkouts: usize,
+    /// Orders found.
+    pub orders: usize,
+    /// Units held by live (not cancelled or returned) orders.
+    pub units_sold: u64,
+}
+
+/// Checks the invariants of a store whose products started with `initial` stock,
+/// panicking on the first violation: stock never below zero and
+/// `initial == left + units in live orders` per product; every order has items
+/// and a total equal to their sum; every checkout belongs to one buyer and has
+/// exactly one confirmation mail naming each of its orders, and every order one
+/// new-order mail; at most one checkout per buyer when `one_per_buyer`.
+pub async fn audit(
+    storage: &dyn marketplace_core::Storage,
+    initial: &std::collections::HashMap<marketplace_core::ProductId, u32>,
+    one_per_buyer: bool,
+) -> Audit {
+    use std::collections::{HashMap, HashSet};
+
+    use marketplace_core::order::OrderQuery;
+    use marketplace_core::outbox::OutboxQuery;
+
+    let mut orders = Vec::new();
+    let mut after = None;
+    loop {
+        let q = OrderQuery {
+            buyer_id: None,
+            seller_id: None,
+            status: None,
+            after,
+            limit: 1000,
+        };
+        let page = storage.list_orders(&q).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(marketplace_core::order::OrderKey {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        orders.extend(page);
+    }
+    let mails = storage
+        .list_outbox(&OutboxQuery {
+            status: None,
+            after: None,
+            limit: 1_000_000,
+        })
+        .await
+        .unwrap();
+
+    let mut sold: HashMap<_, u64> = HashMap::new();
+    let mut checkouts: HashMap<_, Vec<&marketplace_core::Order>> = HashMap::new();
+    for o in &orders {
+        assert!(!o.items.is_empty(), "order {} has no items", o.id);
+        let sum: i64 = o.items.iter().map(|i| i.line_total.amount).sum();
+        assert_eq!(o.total.amount, sum, "order {} total", o.id);
+        if o.status.holds_stock() {
+            for (p, n) in o.units() {
+                *sold.entry(p).or_default() += u64::from(n);
+            }
+        }
+        checkouts.entry(o.checkout_id).or_default().push(o);
+    }
+    for (product, start) in initial {
+        let left = storage.product(*product).await.unwrap().unwrap().stock;
+        let units = sold.get(product).copied().unwrap_or(0);
+        assert_eq!(
+            u64::from(left) + units,
+            u64::from(*start),
+            "stock accounting of {product}: {left} left, {units} sold"
+        );
+    }
+    let mut buyers = HashSet::new();
+    for (checkout, its) in &checkouts {
+        let buyer = its[0].buyer_id;
+        assert!(
+            its.iter().all(|o| o.buyer_id == buyer),
+            "checkout {checkout} mixes buyers"
+        );
+        if one_per_buyer {
+            assert!(buyers.insert(buyer), "buyer {buyer} has two checkouts");
+        }
+        let confirmations: Vec<_> = mails
+            .iter()
+            .filter(|m| {
+                m.kind == "order_confirmation" && m.text_body.contains(&checkout.to_string())
+            })
+            .collect();
+        assert_eq!(
+            confirmations.len(),
+            1,
+            "checkout {checkout} has exactly one confirmation"
+        );
+        for o in its {
+            assert!(
+                confirmations[0].text_body.contains(&o.id.to_string()),
+                "confirmation lists {}",
+                o.id
+            );
+            let new_order = mails
+                .iter()
+                .filter(|m| m.kind == "new_order" && m.subject.contains(&o.id.to_string()))
+                .count();
+            assert_eq!(
+                new_order, 1,
+                "order {} has exactly one new-order mail",
+                o.id
+            );
+        }
+    }
+    let confirmations = mails
+        .iter()
+        .filter(|m| m.kind == "order_confirmation")
+        .count();
+    assert_eq!(
+        confirmations,
+        checkouts.len(),
+        "no confirmation without its checkout"
+    );
+    Audit {
+        checkouts: checkouts.len(),
+        orders: orders.len(),
+        units_sold: sold.values().sum(),
     }
 }
