@@ -61,7 +61,7 @@ fn free_port() -> u16 {
 }
 
 async fn start(url: &str, port: u16, media: &std::path::Path) -> Server {
-    let child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
             "--exact",
@@ -89,6 +89,8 @@ async fn start(url: &str, port: u16, media: &std::path::Path) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server process did not become ready");
 }
 
