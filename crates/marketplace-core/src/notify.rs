@@ -346,14 +346,24 @@ mod tests {
 
     #[test]
     fn mail_money_reads_like_a_shop() {
-        let usd = |amount| money(Money { amount, currency: Currency::USD });
+        let usd = |amount| {
+            money(Money {
+                amount,
+                currency: Currency::USD,
+            })
+        };
         assert_eq!(usd(4449), "44.49 USD");
         assert_eq!(usd(5), "0.05 USD");
         assert_eq!(usd(123_456_789), "1,234,567.89 USD");
         assert_eq!(usd(100_000), "1,000.00 USD");
         assert_eq!(usd(99_999), "999.99 USD");
         assert_eq!(usd(-250), "-2.50 USD");
-        let chf = Currency::parse("chf").map(|currency| money(Money { amount: 99_900, currency }));
+        let chf = Currency::parse("chf").map(|currency| {
+            money(Money {
+                amount: 99_900,
+                currency,
+            })
+        });
         assert_eq!(chf.as_deref(), Some("999.00 CHF"));
     }
 }

@@ -88,8 +88,11 @@ pub struct SmtpConfig {
     /// An extra CA certificate (PEM) to trust besides the Mozilla roots: a
     /// company CA, or a throw-away one in tests. Verification stays on.
     pub extra_root_pem: Option<Vec<u8>>,
-    /// How long one SMTP conversation step may take before the attempt fails as
-    /// transient (default 30 s). Keep `batch × timeout` below the outbox lease.
+    /// How long the delivery of one message may take in all (connect, TLS,
+    /// login, transfer) before the attempt fails as transient (default 30 s): a
+    /// server that stalls must not hold the worker or its claims. Keep
+    /// `batch × timeout` below the outbox lease, so a claim never runs out while
+    /// its message is still being sent.
     pub timeout: Duration,
 }
 
@@ -166,12 +169,12 @@ impl SmtpConfig {
 }
 
 fn parse_mailbox(what: &'static str, s: &str) -> Result<Mailbox, ConfigError> {
-    s.trim()
-        .parse()
-        .map_err(|e: lettre::address::AddressError| ConfigError::InvalidAddress {
+    s.trim().parse().map_err(
+        |e: lettre::address::AddressError| ConfigError::InvalidAddress {
             what,
             reason: e.to_string(),
-        })
+        },
+    )
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -183,7 +186,10 @@ impl fmt::Debug for SmtpConfig {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("from", &self.from.to_string())
-            .field("extra_root_pem", &self.extra_root_pem.as_ref().map(Vec::len))
+            .field(
+                "extra_root_pem",
+                &self.extra_root_pem.as_ref().map(Vec::len),
+            )
             .field("timeout", &self.timeout)
             .finish()
     }

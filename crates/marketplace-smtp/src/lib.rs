@@ -24,6 +24,7 @@
 mod config;
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::message::Mailbox;
@@ -42,6 +43,7 @@ pub use config::{ConfigError, SmtpConfig, TlsMode};
 #[derive(Clone)]
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    timeout: Duration,
     from: Mailbox,
     server: String,
     port: u16,
@@ -72,6 +74,7 @@ impl SmtpMailer {
         }
         Ok(SmtpMailer {
             transport: builder.build(),
+            timeout: config.timeout,
             from: config.from.clone(),
             server: config.server.clone(),
             port: config.port,
@@ -87,7 +90,8 @@ impl SmtpMailer {
     /// Connects, greets, secures and logs in as a delivery would, then quits:
     /// for a start-up check or a readiness probe.
     pub async fn check_connection(&self) -> Result<(), MailError> {
-        match self.transport.test_connection().await {
+        let check = tokio::time::timeout(self.timeout, self.transport.test_connection());
+        match check.await.map_err(|_| self.timed_out())? {
             Ok(true) => Ok(()),
             Ok(false) => Err(MailError::Transient(format!(
                 "{}:{} did not answer NOOP",
@@ -95,6 +99,13 @@ impl SmtpMailer {
             ))),
             Err(e) => Err(classify(&e)),
         }
+    }
+
+    fn timed_out(&self) -> MailError {
+        MailError::Transient(format!(
+            "{}:{} did not complete within {:?}",
+            self.server, self.port, self.timeout
+        ))
     }
 }
 
@@ -106,7 +117,8 @@ fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, ConfigError> {
         if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
             return Err(ConfigError::Certificate("no certificate found".to_owned()));
         }
-        let cert = Certificate::from_pem(pem).map_err(|e| ConfigError::Certificate(e.to_string()))?;
+        let cert =
+            Certificate::from_pem(pem).map_err(|e| ConfigError::Certificate(e.to_string()))?;
         params = params.add_root_certificate(cert);
     }
     params.build_rustls().map_err(|e| ConfigError::Tls {
@@ -133,9 +145,9 @@ pub fn classify(e: &lettre::transport::smtp::Error) -> MailError {
         {
             MailError::Permanent(text)
         }
-        Some(_) if e.is_permanent() => {
-            MailError::Transient(format!("{text} (the server refused the session or the login, not this message)"))
-        }
+        Some(_) if e.is_permanent() => MailError::Transient(format!(
+            "{text} (the server refused the session or the login, not this message)"
+        )),
         _ if e.is_timeout() => MailError::Transient(format!("timed out: {text}")),
         _ => MailError::Transient(text),
     }
@@ -156,7 +168,12 @@ impl fmt::Debug for SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, message: &OutboxMessage) -> Result<(), MailError> {
         let mime = build_message(&self.from, message)?;
-        match self.transport.send(mime).await {
+        // lettre's own timeout covers connecting only; this bounds the whole
+        // conversation. A timeout after the data went out may mean the server did
+        // take the message: the retry then resends it with the same Message-ID,
+        // which receivers use to drop the copy.
+        let sent = tokio::time::timeout(self.timeout, self.transport.send(mime));
+        match sent.await.map_err(|_| self.timed_out())? {
             Ok(_) => {
                 tracing::debug!(message = %message.id, kind = %message.kind, "mail accepted by the SMTP server");
                 Ok(())

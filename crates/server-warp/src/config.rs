@@ -79,7 +79,13 @@ impl std::fmt::Debug for Settings {
             .field("smtp", &self.smtp)
             .field("delivery", &self.delivery)
             .field("outbox_poll", &self.outbox_poll)
-            .field("bootstrap_admin", &self.bootstrap_admin.as_ref().map(|(e, _)| (e, "<redacted>")))
+            .field(
+                "bootstrap_admin",
+                &self
+                    .bootstrap_admin
+                    .as_ref()
+                    .map(|(e, _)| (e, "<redacted>")),
+            )
             .field("hash_cost", &self.hash_cost)
             .finish()
     }
@@ -160,10 +166,15 @@ impl Settings {
                 .with_context(|| format!("MARKETPLACE_OUTBOX_POLL_MS={v} is not a number"))?;
             s.outbox_poll = Duration::from_millis(ms);
         }
-        s.bootstrap_admin = match (get("MARKETPLACE_ADMIN_EMAIL"), get("MARKETPLACE_ADMIN_PASSWORD")) {
+        s.bootstrap_admin = match (
+            get("MARKETPLACE_ADMIN_EMAIL"),
+            get("MARKETPLACE_ADMIN_PASSWORD"),
+        ) {
             (Some(e), Some(p)) => Some((e, p)),
             (None, None) => None,
-            _ => bail!("set both MARKETPLACE_ADMIN_EMAIL and MARKETPLACE_ADMIN_PASSWORD, or neither"),
+            _ => {
+                bail!("set both MARKETPLACE_ADMIN_EMAIL and MARKETPLACE_ADMIN_PASSWORD, or neither")
+            }
         };
         Ok(s)
     }
@@ -257,8 +268,8 @@ fn smtp_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpCon
     }
     smtp.tls = TlsMode::from_flags(flag("MAIL_STARTTLS", true)?, flag("MAIL_SSL_TLS", false)?);
     if let Some(path) = get("MAIL_CA_CERT") {
-        let pem = std::fs::read(&path)
-            .with_context(|| format!("MAIL_CA_CERT: cannot read {path}"))?;
+        let pem =
+            std::fs::read(&path).with_context(|| format!("MAIL_CA_CERT: cannot read {path}"))?;
         smtp.extra_root_pem = Some(pem);
     }
     // Checked here so a bad combination stops the start, not the first mail.
@@ -318,10 +329,16 @@ pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
     if let Some((email, password)) = &settings.bootstrap_admin {
         match market.create_admin(email, password).await {
             Ok(u) => tracing::info!(email = %u.email, "created the configured admin"),
-            Err(marketplace_core::Error::Conflict { code: "email_taken", .. }) => {
+            Err(marketplace_core::Error::Conflict {
+                code: "email_taken",
+                ..
+            }) => {
                 tracing::debug!("the configured admin already exists")
             }
-            Err(e) => return Err(e).context("cannot create the configured admin (MARKETPLACE_ADMIN_EMAIL)"),
+            Err(e) => {
+                return Err(e)
+                    .context("cannot create the configured admin (MARKETPLACE_ADMIN_EMAIL)");
+            }
         }
     }
     let app = App {
@@ -359,14 +376,27 @@ mod tests {
     #[test]
     fn mail_settings_pick_smtp_with_documented_defaults() {
         let none = lookup(&[("MAIL_DIR", "/tmp/mails")]).unwrap();
-        assert!(none.smtp.is_none(), "without MAIL the development mailer stays");
-        let s = lookup(&[("MAIL", "shop@example.com"), ("MAIL_PASSWORD", "app-pass-123")]).unwrap();
+        assert!(
+            none.smtp.is_none(),
+            "without MAIL the development mailer stays"
+        );
+        let s = lookup(&[
+            ("MAIL", "shop@example.com"),
+            ("MAIL_PASSWORD", "app-pass-123"),
+        ])
+        .unwrap();
         let smtp = s.smtp.as_ref().unwrap();
-        assert_eq!((smtp.server.as_str(), smtp.port, smtp.tls), ("smtp.gmail.com", 587, TlsMode::StartTls));
+        assert_eq!(
+            (smtp.server.as_str(), smtp.port, smtp.tls),
+            ("smtp.gmail.com", 587, TlsMode::StartTls)
+        );
         assert_eq!(smtp.user.as_deref(), Some("shop@example.com"));
         assert_eq!(smtp.from.email.to_string(), "shop@example.com");
         let shown = format!("{s:?}");
-        assert!(!shown.contains("app-pass-123"), "the mail password is never shown: {shown}");
+        assert!(
+            !shown.contains("app-pass-123"),
+            "the mail password is never shown: {shown}"
+        );
 
         let ssl = lookup(&[
             ("MAIL", "shop@example.com"),
@@ -377,7 +407,10 @@ mod tests {
         ])
         .unwrap();
         let smtp = ssl.smtp.unwrap();
-        assert_eq!((smtp.server.as_str(), smtp.port, smtp.tls), ("mail.example.com", 465, TlsMode::Implicit));
+        assert_eq!(
+            (smtp.server.as_str(), smtp.port, smtp.tls),
+            ("mail.example.com", 465, TlsMode::Implicit)
+        );
 
         let relay = lookup(&[
             ("MAIL", "shop@example.com"),
@@ -389,11 +422,25 @@ mod tests {
         let smtp = relay.smtp.unwrap();
         assert_eq!((smtp.tls, smtp.password.is_none()), (TlsMode::None, true));
 
-        assert!(lookup(&[("MAIL", "shop@example.com"), ("MAIL_PASSWORD", "x"), ("MAIL_STARTTLS", "false")]).is_err(), "a password is never sent in clear");
+        assert!(
+            lookup(&[
+                ("MAIL", "shop@example.com"),
+                ("MAIL_PASSWORD", "x"),
+                ("MAIL_STARTTLS", "false")
+            ])
+            .is_err(),
+            "a password is never sent in clear"
+        );
         assert!(lookup(&[("MAIL", "shop@example.com"), ("MAIL_PORT", "smtp")]).is_err());
         assert!(lookup(&[("MAIL", "shop@example.com"), ("MAIL_STARTTLS", "maybe")]).is_err());
         assert!(lookup(&[("MAIL", "not an address")]).is_err());
-        assert!(lookup(&[("MAIL", "shop@example.com"), ("MAIL_CA_CERT", "/nonexistent/ca.pem")]).is_err());
+        assert!(
+            lookup(&[
+                ("MAIL", "shop@example.com"),
+                ("MAIL_CA_CERT", "/nonexistent/ca.pem")
+            ])
+            .is_err()
+        );
     }
 
     #[test]
