@@ -6,6 +6,7 @@
 //! The store is the shared in-memory one: "two workers" are two independent
 //! `OutboxWorker`s with their own SMTP connections on one store, as two server
 //! processes would share a SQL database (no SQL store on this branch yet).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -235,7 +236,7 @@ async fn a_two_seller_checkout_mails_buyer_and_sellers_over_starttls() {
     let confirmations = of_kind("order_confirmation");
     assert_eq!(confirmations.len(), 1, "exactly one buyer confirmation");
     let c = confirmations[0];
-    assert_eq!(c.rcpt_tos, [buyer.email.clone()]);
+    assert_eq!(c.rcpt_tos, std::slice::from_ref(&buyer.email));
     assert!(c.to.contains(&buyer.email));
     let text = c.text();
     for needle in [
@@ -292,7 +293,7 @@ async fn a_two_seller_checkout_mails_buyer_and_sellers_over_starttls() {
     assert_eq!(of_kind("seller_decision").len(), 2);
     let changed = of_kind("status_changed");
     assert_eq!(changed.len(), 1);
-    assert_eq!(changed[0].rcpt_tos, [buyer.email.clone()]);
+    assert_eq!(changed[0].rcpt_tos, std::slice::from_ref(&buyer.email));
     assert_eq!(
         changed[0].subject,
         "Your order from Bookshop Ada was accepted"
