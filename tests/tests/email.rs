@@ -858,3 +858,59 @@ async fn smtp_mailer_classifies_failures_and_never_weakens_tls() {
         started.elapsed()
     );
 }
+
+/// A slow SMTP server and a short lease: a worker starts a send only while its
+/// claim has at least half its lease left and hands back the rest at once, so
+/// another worker taking over an expired claim never sends a message a second
+/// time.
+#[tokio::test]
+async fn slow_smtp_and_short_leases_never_duplicate() {
+    let options = SmtpOptions {
+        delay: 0.3,
+        ..SmtpOptions::default()
+    };
+    let Some(smtp) = SmtpServer::start(options).await else {
+        return;
+    };
+    let mut policy = fast_policy(5);
+    // One worker claims 6 (1.8 s of sending on a 1 s lease), the other 2: the
+    // second is idle when the first one's lease runs out mid-batch.
+    policy.batch = 6;
+    policy.lease = chrono::Duration::seconds(1);
+    let s = server(&smtp, policy).await;
+    for _ in 0..8 {
+        s.buyer().await;
+    }
+    let total = outbox(&s).await.len();
+    assert_eq!(total, 8);
+    let mut stops = Vec::new();
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(&smtp.config()).unwrap());
+        let worker = OutboxWorker::new(s.app.market.clone(), mailer);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(tx);
+        running.push(tokio::spawn(worker.run(
+            Duration::from_millis(20),
+            async move {
+                let _ = rx.await;
+            },
+        )));
+    }
+    let after = settle(&s, Duration::from_secs(30)).await;
+    for tx in stops {
+        let _ = tx.send(());
+    }
+    for r in running {
+        r.await.unwrap();
+    }
+    assert!(after.iter().all(|m| m.status == OutboxStatus::Delivered));
+    // Give a late duplicate time to land, if one were coming.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let received = smtp.received();
+    let counts = arrivals(&received);
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicated.is_empty(), "sent twice: {duplicated:?}");
+    assert_eq!((received.len(), counts.len()), (total, total));
+    println!("slow server, 1 s leases, two workers: {total} messages, 0 duplicates");
+}

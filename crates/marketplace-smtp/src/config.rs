@@ -90,9 +90,10 @@ pub struct SmtpConfig {
     pub extra_root_pem: Option<Vec<u8>>,
     /// How long the delivery of one message may take in all (connect, TLS,
     /// login, transfer) before the attempt fails as transient (default 30 s): a
-    /// server that stalls must not hold the worker or its claims. Keep
-    /// `batch × timeout` below the outbox lease, so a claim never runs out while
-    /// its message is still being sent.
+    /// server that stalls must not hold the worker or its claims. Keep it below
+    /// half the outbox lease (`DeliveryPolicy::lease`, 2 minutes by default): the
+    /// worker starts a send only while that much of its claim is left, so a
+    /// claim never lapses while its message is on the wire.
     pub timeout: Duration,
 }
 
