@@ -914,3 +914,58 @@ async fn slow_smtp_and_short_leases_never_duplicate() {
     assert_eq!((received.len(), counts.len()), (total, total));
     println!("slow server, 1 s leases, two workers: {total} messages, 0 duplicates");
 }
+
+/// The server as the binary runs it (`server_warp::run` with `MAIL*`
+/// settings): its own worker delivers over SMTP, and it stops cleanly.
+#[tokio::test]
+async fn the_running_server_delivers_through_smtp_when_mail_is_set() {
+    let Some(smtp) = SmtpServer::start(SmtpOptions::default()).await else {
+        return;
+    };
+    let media = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = Settings::default();
+    settings.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    settings.jwt_secret = Some("end-to-end-test-secret-of-at-least-32-bytes".into());
+    settings.media_dir = media.path().to_owned();
+    settings.hash_cost = HashCost::FAST_INSECURE;
+    settings.outbox_poll = Duration::from_millis(50);
+    settings.smtp = Some(smtp.config());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server_warp::run(settings, async move {
+        let _ = stop_rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the server did not come up");
+    let r = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "grace@example.com", "password": "correct horse", "role": "buyer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_tos, ["grace@example.com"]);
+    assert!(got[0].tls && got[0].auth_login.as_deref() == Some(SMTP_USER));
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+    assert_eq!(smtp.received().len(), 1, "sent once");
+}
