@@ -33,6 +33,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--maildir", required=True, help="folder for received messages")
     p.add_argument("--cert", help="PEM certificate: enables and requires STARTTLS")
+    p.add_argument("--implicit-tls", action="store_true",
+                   help="with --cert: TLS from the first byte (SMTPS) instead of STARTTLS")
     p.add_argument("--key", help="PEM private key of --cert")
     p.add_argument("--user", help="enables and requires AUTH with --password")
     p.add_argument("--password")
@@ -66,7 +68,8 @@ def main():
             record = {
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
-                "tls": session.ssl is not None,
+                "tls": (session.ssl is not None
+                        or server.transport.get_extra_info("ssl_object") is not None),
                 "auth_login": (session.auth_data.login.decode()
                                if isinstance(session.auth_data, LoginPassword) else None),
                 "subject": str(msg["Subject"] or ""),
@@ -97,10 +100,15 @@ def main():
     if args.cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.cert, args.key)
-        kwargs.update(tls_context=tls, require_starttls=True)
+        if args.implicit_tls:
+            kwargs.update(ssl_context=tls)
+        else:
+            kwargs.update(tls_context=tls, require_starttls=True)
     if args.user:
+        # aiosmtpd's own TLS check only knows STARTTLS; under implicit TLS the
+        # whole connection is encrypted already.
         kwargs.update(authenticator=authenticator, auth_required=True,
-                      auth_require_tls=bool(args.cert))
+                      auth_require_tls=bool(args.cert) and not args.implicit_tls)
     controller = Controller(Recorder(), hostname=args.host, port=args.port, **kwargs)
     controller.start()
     print("READY %d" % args.port, flush=True)

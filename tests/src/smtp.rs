@@ -29,6 +29,8 @@ pub const SMTP_PASSWORD: &str = "s3cret-app-password";
 pub struct SmtpOptions {
     /// Offer and require STARTTLS (with the throw-away certificate).
     pub starttls: bool,
+    /// With `starttls`: TLS from the first byte (SMTPS) instead.
+    pub implicit_tls: bool,
     /// Require `AUTH` as [`SMTP_USER`] / [`SMTP_PASSWORD`].
     pub auth: bool,
     /// Recipients starting with this get `550 5.1.1 User unknown`.
@@ -42,6 +44,7 @@ impl Default for SmtpOptions {
     fn default() -> Self {
         SmtpOptions {
             starttls: true,
+            implicit_tls: false,
             auth: true,
             reject_prefix: "reject".to_owned(),
             delay: 0.0,
@@ -211,6 +214,9 @@ impl SmtpServer {
                 .arg(self.dir.path().join("cert.pem"))
                 .arg("--key")
                 .arg(self.dir.path().join("key.pem"));
+            if self.options.implicit_tls {
+                cmd.arg("--implicit-tls");
+            }
         }
         if self.options.auth {
             cmd.args(["--user", SMTP_USER, "--password", SMTP_PASSWORD]);
@@ -291,10 +297,10 @@ impl SmtpServer {
             SmtpConfig::relay("127.0.0.1", self.port, SMTP_USER).unwrap()
         };
         base.with_server("127.0.0.1", self.port)
-            .with_tls(if self.options.starttls {
-                TlsMode::StartTls
-            } else {
-                TlsMode::None
+            .with_tls(match (self.options.starttls, self.options.implicit_tls) {
+                (true, true) => TlsMode::Implicit,
+                (true, false) => TlsMode::StartTls,
+                (false, _) => TlsMode::None,
             })
             .trusting_pem(self.ca_pem.clone())
             .with_timeout(Duration::from_secs(10))

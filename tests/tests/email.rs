@@ -969,3 +969,54 @@ async fn the_running_server_delivers_through_smtp_when_mail_is_set() {
         .unwrap();
     assert_eq!(smtp.received().len(), 1, "sent once");
 }
+
+/// `MAIL_SSL_TLS`: TLS from the first byte (SMTPS), with a login; a mailer
+/// expecting STARTTLS on that port sends nothing.
+#[tokio::test]
+async fn implicit_tls_delivers_with_a_login() {
+    let options = SmtpOptions {
+        implicit_tls: true,
+        ..SmtpOptions::default()
+    };
+    let Some(smtp) = SmtpServer::start(options).await else {
+        return;
+    };
+    let config = smtp.config();
+    assert_eq!(config.tls, TlsMode::Implicit);
+    let mailer = SmtpMailer::new(&config).unwrap();
+    mailer.check_connection().await.unwrap();
+    let message = OutboxMessage {
+        id: MessageId(uuid::Uuid::now_v7()),
+        kind: "test".to_owned(),
+        recipient: "ada@example.com".to_owned(),
+        subject: "Over SMTPS".to_owned(),
+        text_body: "plain".to_owned(),
+        html_body: "<p>html</p>".to_owned(),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: chrono::Utc::now(),
+        last_error: None,
+        created_at: chrono::Utc::now(),
+        delivered_at: None,
+        claimed_by: None,
+        claimed_until: None,
+    };
+    mailer.send(&message).await.unwrap();
+    let got = smtp.wait_for(1, Duration::from_secs(5)).await;
+    assert!(got[0].tls, "encrypted from the first byte");
+    assert_eq!(got[0].auth_login.as_deref(), Some(SMTP_USER));
+    assert_eq!(got[0].outbox_id(), message.id.to_string());
+
+    let starttls = SmtpMailer::new(
+        &config
+            .clone()
+            .with_tls(TlsMode::StartTls)
+            .with_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    assert!(matches!(
+        starttls.send(&message).await,
+        Err(MailError::Transient(_))
+    ));
+    assert_eq!(smtp.received().len(), 1);
+}
