@@ -1,15 +1,19 @@
 //! Test harness: a real `marketplace-server` stack bound to `127.0.0.1:0` in the
-//! test process, and a small JSON client to drive it as outside clients do.
+//! test process, a small JSON client to drive it as outside clients do, and a real
+//! SMTP server for the email tests ([`smtp`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use marketplace_core::HashCost;
+use marketplace_core::{HashCost, Mailer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server_warp::{App, Settings};
+
+pub mod smtp;
 
 /// A server running in this process.
 pub struct TestServer {
@@ -18,6 +22,9 @@ pub struct TestServer {
     /// The application behind it, for setup no HTTP route offers (admins) and for
     /// checking state directly.
     pub app: App,
+    /// The mailer the settings picked (the outbox worker's), for tests that run
+    /// workers themselves.
+    pub mailer: Arc<dyn Mailer>,
     /// The client.
     pub http: reqwest::Client,
     _media: tempfile::TempDir,
@@ -91,7 +98,7 @@ impl TestServer {
     /// Starts a server with `settings` (its listen address is replaced by an
     /// ephemeral port).
     pub async fn start_with(settings: Settings, media: tempfile::TempDir) -> TestServer {
-        let (app, _mailer) = server_warp::build(&settings).await.unwrap();
+        let (app, mailer) = server_warp::build(&settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -106,6 +113,7 @@ impl TestServer {
         TestServer {
             base,
             app,
+            mailer,
             http: reqwest::Client::new(),
             _media: media,
             stop: Some(tx),
@@ -463,7 +471,7 @@ pub async fn audit(
             );
             let new_order = mails
                 .iter()
-                .filter(|m| m.kind == "new_order" && m.subject.contains(&o.id.to_string()))
+                .filter(|m| m.kind == "new_order" && m.text_body.contains(&o.id.to_string()))
                 .count();
             assert_eq!(
                 new_order, 1,

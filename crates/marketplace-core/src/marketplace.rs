@@ -64,7 +64,8 @@ pub struct DeliveryPolicy {
     /// Longest delay between attempts (default 1 hour).
     pub max_backoff: Duration,
     /// How long a claim on a message lasts before another worker may take it
-    /// (default 2 minutes).
+    /// (default 2 minutes). A worker starts a send only while at least half of
+    /// it is left, so a mailer's time limit for one message must stay below half.
     pub lease: Duration,
     /// Messages claimed per round (default 20).
     pub batch: u32,

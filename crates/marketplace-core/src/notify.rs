@@ -136,7 +136,11 @@ struct OrderCtx {
     id: String,
     store: String,
     items: Vec<ItemCtx>,
+    /// Units over all lines.
+    units: u32,
     total: String,
+    /// When it was placed, `2026-11-25 14:03 UTC`.
+    placed: String,
 }
 
 fn order_ctx(o: &Order) -> OrderCtx {
@@ -149,11 +153,44 @@ fn order_ctx(o: &Order) -> OrderCtx {
             .map(|i| ItemCtx {
                 title: i.title.clone(),
                 quantity: i.quantity,
-                price: i.effective_price.to_string(),
-                total: i.line_total.to_string(),
+                price: money(i.effective_price),
+                total: money(i.line_total),
             })
             .collect(),
-        total: o.total.to_string(),
+        units: o.items.iter().map(|i| i.quantity).sum(),
+        total: money(o.total),
+        placed: o.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
+/// An amount as a mail shows it: two decimals, thousands grouped, the ISO code
+/// after (`1,234.50 USD`): unambiguous for buyers of any country (`$` alone is
+/// also CAD, AUD...), and the same code the API and the storefront show.
+pub(crate) fn money(m: Money) -> String {
+    let abs = m.amount.unsigned_abs();
+    let units = (abs / 100).to_string();
+    let mut grouped = String::with_capacity(units.len() + units.len() / 3);
+    for (i, c) in units.chars().enumerate() {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if m.amount < 0 { "-" } else { "" };
+    format!("{sign}{grouped}.{:02} {}", abs % 100, m.currency)
+}
+
+/// What happened to an order, as the buyer reads it after "Your order from X".
+fn status_phrase(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Pending => "is waiting for the seller",
+        OrderStatus::Accepted => "was accepted",
+        OrderStatus::Packed => "is packed",
+        OrderStatus::Shipped => "has shipped",
+        OrderStatus::Delivered => "was delivered",
+        OrderStatus::Cancelled => "was cancelled",
+        OrderStatus::ReturnRequested => "is being returned",
+        OrderStatus::Returned => "was returned",
     }
 }
 
@@ -227,37 +264,55 @@ impl<S: Storage> Marketplace<S> {
                     .first()
                     .map(|o| one_line(&o.address))
                     .unwrap_or_default();
+                let units: u32 = orders
+                    .iter()
+                    .flat_map(|o| &o.items)
+                    .map(|i| i.quantity)
+                    .sum();
                 (
                     "order_confirmation",
                     *buyer,
-                    format!("Your {site} order: {} order(s), {total}", orders.len()),
+                    format!(
+                        "Your {site} order is confirmed: {units} item{} for {}",
+                        if units == 1 { "" } else { "s" },
+                        money(total)
+                    ),
                     context! {
                         name => greeting(buyer), checkout_id => checkout_id.to_string(),
                         orders => orders.iter().map(order_ctx).collect::<Vec<_>>(),
-                        total => total.to_string(), address => address,
+                        total => money(total), address => address, units => units,
                     },
                 )
             }
-            Notification::NewOrder { seller, order } => (
-                "new_order",
-                *seller,
-                format!("New order {} ({})", order.id, order.total),
-                context! {
-                    store => seller.store_name.clone().unwrap_or_default(),
-                    order => order_ctx(order), address => one_line(&order.address),
-                },
-            ),
+            Notification::NewOrder { seller, order } => {
+                let units: u32 = order.items.iter().map(|i| i.quantity).sum();
+                (
+                    "new_order",
+                    *seller,
+                    format!(
+                        "New order for {}: {units} item{} for {}",
+                        order.store_name,
+                        if units == 1 { "" } else { "s" },
+                        money(order.total)
+                    ),
+                    context! {
+                        store => seller.store_name.clone().unwrap_or_default(),
+                        order => order_ctx(order), address => one_line(&order.address),
+                    },
+                )
+            }
             Notification::StatusChanged { buyer, order, from } => (
                 "status_changed",
                 *buyer,
                 format!(
-                    "Your order {} is {}",
-                    order.id,
-                    order.status.as_str().replace('_', " ")
+                    "Your order from {} {}",
+                    order.store_name,
+                    status_phrase(order.status)
                 ),
                 context! {
                     name => greeting(buyer), order => order_ctx(order),
                     status => order.status.as_str().replace('_', " "),
+                    phrase => status_phrase(order.status),
                     previous => from.as_str().replace('_', " "),
                 },
             ),
@@ -281,5 +336,34 @@ impl<S: Storage> Marketplace<S> {
             claimed_by: None,
             claimed_until: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+
+    #[test]
+    fn mail_money_reads_like_a_shop() {
+        let usd = |amount| {
+            money(Money {
+                amount,
+                currency: Currency::USD,
+            })
+        };
+        assert_eq!(usd(4449), "44.49 USD");
+        assert_eq!(usd(5), "0.05 USD");
+        assert_eq!(usd(123_456_789), "1,234,567.89 USD");
+        assert_eq!(usd(100_000), "1,000.00 USD");
+        assert_eq!(usd(99_999), "999.99 USD");
+        assert_eq!(usd(-250), "-2.50 USD");
+        let chf = Currency::parse("chf").map(|currency| {
+            money(Money {
+                amount: 99_900,
+                currency,
+            })
+        });
+        assert_eq!(chf.as_deref(), Some("999.00 CHF"));
     }
 }

@@ -245,15 +245,25 @@ impl<S: Storage> OutboxWorker<S> {
         let m = &self.marketplace;
         let policy = &m.inner.config.delivery;
         let now = m.now();
+        let lease_until = now + policy.lease;
         let batch = m
             .storage()
-            .claim_outbox(self.id, now, now + policy.lease, policy.batch)
+            .claim_outbox(self.id, now, lease_until, policy.batch)
             .await?;
         let mut report = DeliveryReport {
             claimed: batch.len(),
             ..DeliveryReport::default()
         };
+        let mut handed_back = 0;
         for msg in batch {
+            // A send must end before the claim does: once it lapses another
+            // worker may take the message and send it too. So a send starts only
+            // while at least half the lease is left (mailers bound a send well
+            // below that); the rest of the batch goes back at once.
+            if lease_until - m.now() < policy.lease / 2 {
+                handed_back += 1;
+                continue;
+            }
             let update = match self.mailer.send(&msg).await {
                 Ok(()) => {
                     report.delivered += 1;
@@ -285,6 +295,13 @@ impl<S: Storage> OutboxWorker<S> {
             {
                 tracing::warn!(message = %msg.id, "claim on message lost before its result was recorded");
             }
+        }
+        if handed_back > 0 {
+            let released = m.storage().release_claims(self.id).await?;
+            tracing::debug!(
+                released,
+                "lease running short: handed the rest of the batch back"
+            );
         }
         Ok(report)
     }

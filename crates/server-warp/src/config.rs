@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use marketplace_core::{
-    AuthConfig, Config, DevMailer, HashCost, JwtSecret, Mailer, Marketplace, Storage,
+    AuthConfig, Config, DeliveryPolicy, DevMailer, HashCost, JwtSecret, Mailer, Marketplace,
+    Storage,
 };
+use marketplace_smtp::{SmtpConfig, SmtpMailer, TlsMode};
 
 use crate::extract::{App, Market};
 use crate::serve::Cors;
@@ -41,8 +43,17 @@ pub struct Settings {
     pub cors: Cors,
     /// `MARKETPLACE_MAX_BODY_BYTES`: largest JSON body (default 64 KiB).
     pub max_body: u64,
-    /// `MAIL_DIR`: the development mailer writes each message here as `.eml`.
+    /// `MAIL_DIR`: the development mailer writes each message here as `.eml`
+    /// (used when `MAIL` is unset).
     pub mail_dir: Option<PathBuf>,
+    /// SMTP delivery, set when `MAIL` is: `MAIL` (login and sender),
+    /// `MAIL_PASSWORD`, `MAIL_SERVER` (default `smtp.gmail.com`), `MAIL_PORT`
+    /// (587), `MAIL_STARTTLS` (true), `MAIL_SSL_TLS` (false), `MAIL_CA_CERT` (an
+    /// extra trusted CA, PEM file). Without it the development mailer is used.
+    pub smtp: Option<SmtpConfig>,
+    /// Mail retry policy (not read from the environment: embedders and tests set
+    /// it; the default retries 8 times from 30 s up to an hour apart).
+    pub delivery: DeliveryPolicy,
     /// `MARKETPLACE_OUTBOX_POLL_MS`: how often the mail worker looks for work when
     /// idle (default 1000 ms); `0` disables the worker in this process.
     pub outbox_poll: Duration,
@@ -71,6 +82,8 @@ impl std::fmt::Debug for Settings {
             .field("cors", &self.cors)
             .field("max_body", &self.max_body)
             .field("mail_dir", &self.mail_dir)
+            .field("smtp", &self.smtp)
+            .field("delivery", &self.delivery)
             .field("outbox_poll", &self.outbox_poll)
             .field(
                 "bootstrap_admin",
@@ -111,6 +124,8 @@ impl Default for Settings {
             cors: Cors::Off,
             max_body: 64 * 1024,
             mail_dir: None,
+            smtp: None,
+            delivery: DeliveryPolicy::default(),
             outbox_poll: Duration::from_secs(1),
             bootstrap_admin: None,
             hash_cost: HashCost::RECOMMENDED,
@@ -168,6 +183,7 @@ impl Settings {
                 .with_context(|| format!("MARKETPLACE_MAX_BODY_BYTES={v} is not a number"))?;
         }
         s.mail_dir = get("MAIL_DIR").map(PathBuf::from);
+        s.smtp = smtp_settings(&get)?;
         if let Some(v) = get("MARKETPLACE_OUTBOX_POLL_MS") {
             let ms: u64 = v
                 .parse()
@@ -242,6 +258,7 @@ impl Settings {
         let mut config = Config::new(auth);
         config.public_url = self.public_base();
         config.media_url = self.media_url();
+        config.delivery = self.delivery.clone();
         Ok(config)
     }
 }
@@ -263,6 +280,58 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// The SMTP settings of the `MAIL*` variables, when `MAIL` is set.
+fn smtp_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpConfig>> {
+    let Some(user) = get("MAIL") else {
+        return Ok(None);
+    };
+    let flag = |k: &str, default: bool| -> Result<bool> {
+        match get(k).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(v) => bail!("{k}={v} is not true or false"),
+        }
+    };
+    let mut smtp = match get("MAIL_PASSWORD") {
+        Some(password) => SmtpConfig::new(user.trim(), password).context("MAIL")?,
+        // No password: an unauthenticated relay, sending as MAIL.
+        None => SmtpConfig::relay("smtp.gmail.com", 587, user.trim()).context("MAIL")?,
+    };
+    if let Some(v) = get("MAIL_SERVER") {
+        smtp.server = v.trim().to_owned();
+    }
+    if let Some(v) = get("MAIL_PORT") {
+        smtp.port = v
+            .trim()
+            .parse()
+            .with_context(|| format!("MAIL_PORT={v} is not a port number"))?;
+    }
+    smtp.tls = TlsMode::from_flags(flag("MAIL_STARTTLS", true)?, flag("MAIL_SSL_TLS", false)?);
+    if let Some(path) = get("MAIL_CA_CERT") {
+        let pem =
+            std::fs::read(&path).with_context(|| format!("MAIL_CA_CERT: cannot read {path}"))?;
+        smtp.extra_root_pem = Some(pem);
+    }
+    // Checked here so a bad combination stops the start, not the first mail.
+    SmtpMailer::new(&smtp).context("MAIL settings")?;
+    Ok(Some(smtp))
+}
+
+/// The mailer the settings pick: SMTP when `MAIL` is set, else the development
+/// mailer (files in `MAIL_DIR`, or the log).
+pub fn mailer(settings: &Settings) -> Result<Arc<dyn Mailer>> {
+    Ok(match (&settings.smtp, &settings.mail_dir) {
+        (Some(smtp), _) => {
+            let mailer = SmtpMailer::new(smtp).context("MAIL settings")?;
+            tracing::info!(server = %smtp.server, port = smtp.port, tls = ?smtp.tls, from = %smtp.from, "mail is sent over SMTP");
+            Arc::new(mailer)
+        }
+        (None, Some(dir)) => Arc::new(DevMailer::to_dir(dir)),
+        (None, None) => Arc::new(DevMailer::log_only()),
+    })
 }
 
 /// Opens the store `DATABASE_URL` names; returns it with the file the development
@@ -317,10 +386,7 @@ pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
         .images(Arc::new(images))
         .build()
         .await?;
-    let mailer: Arc<dyn Mailer> = match &settings.mail_dir {
-        Some(dir) => Arc::new(DevMailer::to_dir(dir)),
-        None => Arc::new(DevMailer::log_only()),
-    };
+    let mailer = mailer(settings)?;
     if let Some((email, password)) = &settings.bootstrap_admin {
         match market.create_admin(email, password).await {
             Ok(u) => tracing::info!(email = %u.email, "created the configured admin"),
@@ -371,6 +437,84 @@ mod tests {
         assert_eq!(
             redact_url("sqlite://marketplace.db"),
             "sqlite://marketplace.db"
+        );
+    }
+
+    fn lookup(vars: &[(&str, &str)]) -> Result<Settings> {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn mail_settings_pick_smtp_with_documented_defaults() {
+        let none = lookup(&[("MAIL_DIR", "/tmp/mails")]).unwrap();
+        assert!(
+            none.smtp.is_none(),
+            "without MAIL the development mailer stays"
+        );
+        let s = lookup(&[
+            ("MAIL", "shop@example.com"),
+            ("MAIL_PASSWORD", "app-pass-123"),
+        ])
+        .unwrap();
+        let smtp = s.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.server.as_str(), smtp.port, smtp.tls),
+            ("smtp.gmail.com", 587, TlsMode::StartTls)
+        );
+        assert_eq!(smtp.user.as_deref(), Some("shop@example.com"));
+        assert_eq!(smtp.from.email.to_string(), "shop@example.com");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("app-pass-123"),
+            "the mail password is never shown: {shown}"
+        );
+
+        let ssl = lookup(&[
+            ("MAIL", "shop@example.com"),
+            ("MAIL_PASSWORD", "x"),
+            ("MAIL_SERVER", "mail.example.com"),
+            ("MAIL_PORT", "465"),
+            ("MAIL_SSL_TLS", "true"),
+        ])
+        .unwrap();
+        let smtp = ssl.smtp.unwrap();
+        assert_eq!(
+            (smtp.server.as_str(), smtp.port, smtp.tls),
+            ("mail.example.com", 465, TlsMode::Implicit)
+        );
+
+        let relay = lookup(&[
+            ("MAIL", "shop@example.com"),
+            ("MAIL_SERVER", "127.0.0.1"),
+            ("MAIL_PORT", "25"),
+            ("MAIL_STARTTLS", "false"),
+        ])
+        .unwrap();
+        let smtp = relay.smtp.unwrap();
+        assert_eq!((smtp.tls, smtp.password.is_none()), (TlsMode::None, true));
+
+        assert!(
+            lookup(&[
+                ("MAIL", "shop@example.com"),
+                ("MAIL_PASSWORD", "x"),
+                ("MAIL_STARTTLS", "false")
+            ])
+            .is_err(),
+            "a password is never sent in clear"
+        );
+        assert!(lookup(&[("MAIL", "shop@example.com"), ("MAIL_PORT", "smtp")]).is_err());
+        assert!(lookup(&[("MAIL", "shop@example.com"), ("MAIL_STARTTLS", "maybe")]).is_err());
+        assert!(lookup(&[("MAIL", "not an address")]).is_err());
+        assert!(
+            lookup(&[
+                ("MAIL", "shop@example.com"),
+                ("MAIL_CA_CERT", "/nonexistent/ca.pem")
+            ])
+            .is_err()
         );
     }
 

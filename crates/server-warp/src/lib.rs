@@ -46,6 +46,24 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %config::redact_url(&settings.database_url), "marketplace listening on http://{addr}");
 
+    if let Some(smtp) = settings.smtp.clone() {
+        // Tell the operator now, not at the first order, when the mail server
+        // cannot be reached or refuses the login; mail waits in the outbox.
+        tokio::spawn(async move {
+            let checked = match marketplace_smtp::SmtpMailer::new(&smtp) {
+                Ok(mailer) => mailer.check_connection().await,
+                Err(e) => Err(marketplace_core::MailError::Permanent(e.to_string())),
+            };
+            match checked {
+                Ok(()) => {
+                    tracing::info!(server = %smtp.server, port = smtp.port, "SMTP server reachable, login accepted")
+                }
+                Err(e) => {
+                    tracing::warn!(server = %smtp.server, port = smtp.port, error = %e, "SMTP check failed; mail stays in the outbox and is retried")
+                }
+            }
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = (!settings.outbox_poll.is_zero()).then(|| {
         let worker = OutboxWorker::new(app.market.clone(), Arc::clone(&mailer));

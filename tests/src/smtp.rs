@@ -1,0 +1,308 @@
+//! A real SMTP server for the email tests: aiosmtpd running
+//! `tests/smtp/smtp_server.py` as a child process on a free loopback port, with a
+//! throw-away CA and server certificate made at test time (STARTTLS) and a login
+//! (AUTH, only over TLS). Every message it accepts lands as a JSON file in a
+//! folder the tests read back.
+//!
+//! When no Python with aiosmtpd is found, [`SmtpServer::start`] prints a loud
+//! notice and returns `None` so the test can skip; under CI (`CI` set) it panics
+//! instead, so CI never passes by skipping (`.ci/run` installs aiosmtpd).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use marketplace_smtp::{SmtpConfig, TlsMode};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The login the server accepts.
+pub const SMTP_USER: &str = "mailer@shop.test";
+/// Its password.
+pub const SMTP_PASSWORD: &str = "s3cret-app-password";
+
+/// How the test server behaves.
+#[derive(Clone, Debug)]
+pub struct SmtpOptions {
+    /// Offer and require STARTTLS (with the throw-away certificate).
+    pub starttls: bool,
+    /// With `starttls`: TLS from the first byte (SMTPS) instead.
+    pub implicit_tls: bool,
+    /// Require `AUTH` as [`SMTP_USER`] / [`SMTP_PASSWORD`].
+    pub auth: bool,
+    /// Recipients starting with this get `550 5.1.1 User unknown`.
+    pub reject_prefix: String,
+    /// Seconds the server waits before accepting each message.
+    pub delay: f64,
+}
+
+impl Default for SmtpOptions {
+    /// STARTTLS and authentication required; `reject` addresses refused.
+    fn default() -> Self {
+        SmtpOptions {
+            starttls: true,
+            implicit_tls: false,
+            auth: true,
+            reject_prefix: "reject".to_owned(),
+            delay: 0.0,
+        }
+    }
+}
+
+/// One message as the server received it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Received {
+    /// Envelope sender.
+    pub mail_from: String,
+    /// Envelope recipients.
+    pub rcpt_tos: Vec<String>,
+    /// Whether the session was encrypted (STARTTLS) when the message came.
+    pub tls: bool,
+    /// Who was logged in, if anyone.
+    pub auth_login: Option<String>,
+    /// Decoded `Subject`.
+    pub subject: String,
+    /// `Message-ID`.
+    pub message_id: String,
+    /// `From` header.
+    pub from: String,
+    /// `To` header.
+    pub to: String,
+    /// Top-level content type (`multipart/alternative`).
+    pub content_type: String,
+    /// Decoded `text/plain` part.
+    pub text: Option<String>,
+    /// Decoded `text/html` part.
+    pub html: Option<String>,
+}
+
+impl Received {
+    /// The outbox id in the `Message-ID` (`<id@domain>`).
+    pub fn outbox_id(&self) -> &str {
+        self.message_id
+            .trim_start_matches('<')
+            .split('@')
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// The text part (empty when missing).
+    pub fn text(&self) -> &str {
+        self.text.as_deref().unwrap_or_default()
+    }
+
+    /// The HTML part (empty when missing).
+    pub fn html(&self) -> &str {
+        self.html.as_deref().unwrap_or_default()
+    }
+}
+
+/// A running (or stopped) aiosmtpd server.
+pub struct SmtpServer {
+    /// Its loopback port; stays the same across [`SmtpServer::stop`] and
+    /// [`SmtpServer::start_again`].
+    pub port: u16,
+    /// The CA that signed its certificate (PEM).
+    pub ca_pem: String,
+    /// How it behaves; change it and call [`SmtpServer::start_again`].
+    pub options: SmtpOptions,
+    python: PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp/smtp_server.py")
+}
+
+/// A Python that can import aiosmtpd: `MARKETPLACE_TEST_PYTHON`, `python3`, or
+/// the system's `/usr/bin/python3` (where Debian's `python3-aiosmtpd` installs).
+fn python() -> Option<PathBuf> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let candidates = std::env::var_os("MARKETPLACE_TEST_PYTHON")
+                .map(PathBuf::from)
+                .into_iter()
+                .chain([PathBuf::from("python3"), PathBuf::from("/usr/bin/python3")]);
+            for p in candidates {
+                let ok = std::process::Command::new(&p)
+                    .args(["-c", "import aiosmtpd"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok {
+                    return Some(p);
+                }
+            }
+            None
+        })
+        .clone()
+}
+
+/// A throw-away CA and a server certificate it signed for `127.0.0.1` and
+/// `localhost`: (CA PEM, server certificate PEM, server key PEM).
+fn certificates() -> (String, String, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Marketplace test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "smtp.shop.test");
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+impl SmtpServer {
+    /// Starts a server with `options` on a free port; `None` (after saying so
+    /// loudly) when Python or aiosmtpd is missing outside CI.
+    pub async fn start(options: SmtpOptions) -> Option<SmtpServer> {
+        let Some(python) = python() else {
+            let why = "SKIPPED: no Python with aiosmtpd found (tried $MARKETPLACE_TEST_PYTHON, python3, /usr/bin/python3); \
+                       install it with `apt-get install python3-aiosmtpd` or `pip install aiosmtpd` to run the SMTP tests";
+            if std::env::var_os("CI").is_some() {
+                panic!("{why} (CI must run them)");
+            }
+            eprintln!("\n!!!!!!!!!!\n!!! {why}\n!!!!!!!!!!\n");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_pem, cert, key) = certificates();
+        std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = SmtpServer {
+            port,
+            ca_pem,
+            options,
+            python,
+            dir,
+            child: None,
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    fn maildir(&self) -> PathBuf {
+        self.dir.path().join("received")
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(script())
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .arg("--maildir")
+            .arg(self.maildir())
+            .args(["--reject-prefix", &self.options.reject_prefix])
+            .args(["--delay", &self.options.delay.to_string()]);
+        if self.options.starttls {
+            cmd.arg("--cert")
+                .arg(self.dir.path().join("cert.pem"))
+                .arg("--key")
+                .arg(self.dir.path().join("key.pem"));
+            if self.options.implicit_tls {
+                cmd.arg("--implicit-tls");
+            }
+        }
+        if self.options.auth {
+            cmd.args(["--user", SMTP_USER, "--password", SMTP_PASSWORD]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await;
+        match ready {
+            Ok(Ok(Some(line))) if line.starts_with("READY") => {}
+            other => panic!("the SMTP test server did not start: {other:?}"),
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+
+    /// Stops the server (an outage): connections are refused until
+    /// [`SmtpServer::start_again`]. What it received stays readable.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port, with the current options.
+    pub async fn start_again(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn received(&self) -> Vec<Received> {
+        let Ok(entries) = std::fs::read_dir(self.maildir()) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Waits until at least `n` messages arrived (panics after `within`).
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} messages at the SMTP server within {within:?}, got {}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How a mailer reaches it: `127.0.0.1:<port>`, STARTTLS required when the
+    /// server offers it, logged in when it requires it, trusting the throw-away
+    /// CA (verification stays on).
+    pub fn config(&self) -> SmtpConfig {
+        let base = if self.options.auth {
+            SmtpConfig::new(SMTP_USER, SMTP_PASSWORD).unwrap()
+        } else {
+            SmtpConfig::relay("127.0.0.1", self.port, SMTP_USER).unwrap()
+        };
+        base.with_server("127.0.0.1", self.port)
+            .with_tls(match (self.options.starttls, self.options.implicit_tls) {
+                (true, true) => TlsMode::Implicit,
+                (true, false) => TlsMode::StartTls,
+                (false, _) => TlsMode::None,
+            })
+            .trusting_pem(self.ca_pem.clone())
+            .with_timeout(Duration::from_secs(10))
+    }
+}
