@@ -446,6 +446,19 @@ impl MongoStorage {
                 Ok(Step::Commit(RotateOutcome::Rotated { user_id }))
             }
             accounts::LIVE => Ok(Step::Abort(RotateOutcome::Invalid)),
+            accounts::SPENT
+                if self
+                    .refresh
+                    .find_one(doc! { "_id": next_hash, "family": t.family.clone() })
+                    .projection(doc! { "_id": 1 })
+                    .session(&mut *s)
+                    .await?
+                    .is_some() =>
+            {
+                // This very rotation already committed (a commit whose result was
+                // unknown, then retried): its successor exists. Not a reuse.
+                Ok(Step::Abort(RotateOutcome::Rotated { user_id }))
+            }
             _ => {
                 self.refresh
                     .update_many(
@@ -621,11 +634,62 @@ impl MongoStorage {
         Ok(Step::Commit(Ok(())))
     }
 
+    /// Decrements the stock of every reservation, each only if enough remains
+    /// and the product is still sellable; returns every item that fell short,
+    /// with the units available (0 for an unsellable or missing product).
+    async fn take_stock(
+        &self,
+        s: &mut ClientSession,
+        plan: &CheckoutPlan,
+    ) -> Result<Vec<ShortItem>, Fail> {
+        let mut short = Vec::new();
+        for r in &plan.reservations {
+            let id = uuid(r.product_id.0);
+            let mut filter = catalog::sellable();
+            filter.insert("_id", id.clone());
+            filter.insert("stock", doc! { "$gte": i64::from(r.quantity) });
+            let taken = self
+                .products
+                .update_one(
+                    filter,
+                    doc! { "$inc": { "stock": -i64::from(r.quantity), "version": 1_i64 } },
+                )
+                .session(&mut *s)
+                .await?;
+            if taken.matched_count == 0 {
+                let available = match self
+                    .products
+                    .find_one(doc! { "_id": id })
+                    .session(&mut *s)
+                    .await?
+                {
+                    Some(d) => Some(catalog::product_from(&d)?)
+                        .filter(Product::is_sellable)
+                        .map_or(0, |p| p.stock),
+                    None => 0,
+                };
+                short.push(ShortItem {
+                    product_id: r.product_id,
+                    requested: r.quantity,
+                    available,
+                });
+            }
+        }
+        Ok(short)
+    }
+
     async fn commit_checkout_tx(
         &self,
         s: &mut ClientSession,
         plan: &CheckoutPlan,
     ) -> Body<CheckoutOutcome> {
+        // The hot documents (popular products) come first: the transaction's
+        // snapshot starts at its first operation, so beginning with the stock
+        // decrements keeps the window in which concurrent checkouts of the same
+        // products conflict with this one as short as it can be. The outcomes are
+        // still reported in the contract's order (replay, cart, stock): all of them
+        // are judged in the same snapshot, and nothing commits unless all pass.
+        let short = self.take_stock(s, plan).await?;
         let buyer = uuid(plan.buyer_id.0);
         // 1. The idempotency key.
         if let Some(d) = self
@@ -671,44 +735,11 @@ impl MongoStorage {
                 return Ok(Step::Abort(CheckoutOutcome::CartChanged));
             }
         }
-        // 3. Conditional stock decrements; every short item is collected.
-        let mut short = Vec::new();
-        for r in &plan.reservations {
-            let id = uuid(r.product_id.0);
-            let mut filter = catalog::sellable();
-            filter.insert("_id", id.clone());
-            filter.insert("stock", doc! { "$gte": i64::from(r.quantity) });
-            let taken = self
-                .products
-                .update_one(
-                    filter,
-                    doc! { "$inc": { "stock": -i64::from(r.quantity), "version": 1_i64 } },
-                )
-                .session(&mut *s)
-                .await?;
-            if taken.matched_count == 0 {
-                let available = match self
-                    .products
-                    .find_one(doc! { "_id": id })
-                    .session(&mut *s)
-                    .await?
-                {
-                    Some(d) => Some(catalog::product_from(&d)?)
-                        .filter(Product::is_sellable)
-                        .map_or(0, |p| p.stock),
-                    None => 0,
-                };
-                short.push(ShortItem {
-                    product_id: r.product_id,
-                    requested: r.quantity,
-                    available,
-                });
-            }
-        }
+        // 3. Every short item, or nothing.
         if !short.is_empty() {
             return Ok(Step::Abort(CheckoutOutcome::Short(short)));
         }
-        // 4. Orders, idempotency record, mails.
+        // 4. Orders, idempotency record, mails; the cart is already empty.
         if !plan.orders.is_empty() {
             self.orders
                 .insert_many(plan.orders.iter().map(orders::order_doc))
