@@ -15,6 +15,19 @@ use mongodb::bson::{Bson, Document, doc};
 
 use crate::schema::{REFRESH, USERS};
 use crate::values::{Reader, date, opt, opt_str, uuid};
+use chrono::{DateTime, Utc};
+use marketplace_core::StorageError;
+use marketplace_core::auth::TokenPurpose;
+use marketplace_core::outbox::OutboxMessage;
+use marketplace_core::storage::{RotateOutcome, TokenEffect};
+use mongodb::ClientSession;
+use mongodb::error::Error as DriverError;
+use mongodb::options::ReturnDocument;
+use uuid::Uuid;
+
+use crate::MongoStorage;
+use crate::schema;
+use crate::transaction::{Body, Fail, Step};
 
 /// A refresh token that may be rotated.
 pub(crate) const LIVE: &str = "live";
@@ -108,4 +121,259 @@ pub(crate) fn refresh_from(d: &Document) -> StorageResult<StoredRefresh> {
         expires_at: r.date("expires_at")?,
         state: r.str("state")?,
     })
+}
+
+/// The transaction bodies of this concept's atomic steps (see [`crate::transaction`]).
+impl MongoStorage {
+    pub(crate) async fn create_user_tx(
+        &self,
+        s: &mut ClientSession,
+        user: &User,
+        token: Option<&OneTimeToken>,
+        outbox: &[OutboxMessage],
+    ) -> Body<()> {
+        self.users
+            .insert_one(user_doc(user))
+            .session(&mut *s)
+            .await?;
+        if let Some(t) = token {
+            self.tokens
+                .insert_one(token_doc(t))
+                .session(&mut *s)
+                .await?;
+        }
+        self.push_outbox(s, outbox).await?;
+        Ok(Step::Commit(()))
+    }
+
+    /// Sets `seller_selling` on every product of `user` from its current state.
+    pub(crate) async fn sync_selling_flag(
+        &self,
+        s: &mut ClientSession,
+        user: &User,
+    ) -> Result<(), DriverError> {
+        self.products
+            .update_many(
+                doc! { "seller_id": uuid(user.id.0) },
+                doc! { "$set": { "seller_selling": user.is_selling() } },
+            )
+            .session(s)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_seller_status_tx(
+        &self,
+        s: &mut ClientSession,
+        id: UserId,
+        status: SellerStatus,
+        outbox: &[OutboxMessage],
+    ) -> Body<StorageResult<()>> {
+        let Some(d) = self
+            .users
+            .find_one_and_update(
+                doc! { "_id": uuid(id.0), "seller_status": { "$in": seller_statuses() } },
+                doc! { "$set": { "seller_status": status.as_str() } },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?
+        else {
+            return Ok(Step::Abort(Err(StorageError::NotFound)));
+        };
+        let user = user_from(&d)?;
+        self.sync_selling_flag(s, &user).await?;
+        self.push_outbox(s, outbox).await?;
+        Ok(Step::Commit(Ok(())))
+    }
+
+    pub(crate) async fn set_user_active_tx(
+        &self,
+        s: &mut ClientSession,
+        id: UserId,
+        active: bool,
+    ) -> Body<StorageResult<()>> {
+        let Some(d) = self
+            .users
+            .find_one_and_update(
+                doc! { "_id": uuid(id.0) },
+                doc! { "$set": { "active": active } },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?
+        else {
+            return Ok(Step::Abort(Err(StorageError::NotFound)));
+        };
+        let user = user_from(&d)?;
+        if !active {
+            self.revoke_user_tokens(s, id).await?;
+        }
+        if user.seller_status.is_some() {
+            self.sync_selling_flag(s, &user).await?;
+        }
+        Ok(Step::Commit(Ok(())))
+    }
+
+    pub(crate) async fn revoke_user_tokens(
+        &self,
+        s: &mut ClientSession,
+        user: UserId,
+    ) -> Result<(), DriverError> {
+        self.refresh
+            .update_many(
+                doc! { "user_id": uuid(user.0) },
+                doc! { "$set": { "state": REVOKED } },
+            )
+            .session(s)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_token_tx(
+        &self,
+        s: &mut ClientSession,
+        token: &OneTimeToken,
+        outbox: &[OutboxMessage],
+    ) -> Body<()> {
+        self.tokens
+            .insert_one(token_doc(token))
+            .session(&mut *s)
+            .await?;
+        self.push_outbox(s, outbox).await?;
+        Ok(Step::Commit(()))
+    }
+
+    pub(crate) async fn redeem_token_tx(
+        &self,
+        s: &mut ClientSession,
+        hash: &str,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+        effect: &TokenEffect,
+    ) -> Body<Option<UserId>> {
+        let Some(t) = self
+            .tokens
+            .find_one_and_update(
+                doc! {
+                    "_id": hash,
+                    "purpose": purpose.as_str(),
+                    "used": false,
+                    "expires_at": { "$gt": date(now) },
+                },
+                doc! { "$set": { "used": true } },
+            )
+            .session(&mut *s)
+            .await?
+        else {
+            return Ok(Step::Abort(None));
+        };
+        let user_id = UserId(Reader::new(schema::TOKENS, &t).uuid("user_id")?);
+        let set = match effect {
+            TokenEffect::VerifyEmail => doc! { "email_verified": true },
+            TokenEffect::ResetPassword { password_hash } => doc! { "password_hash": password_hash },
+        };
+        let r = self
+            .users
+            .update_one(doc! { "_id": uuid(user_id.0) }, doc! { "$set": set })
+            .session(&mut *s)
+            .await?;
+        if r.matched_count == 0 {
+            // The account is gone: the token stays unused, nothing changes.
+            return Ok(Step::Abort(None));
+        }
+        if matches!(effect, TokenEffect::ResetPassword { .. }) {
+            self.revoke_user_tokens(s, user_id).await?;
+        }
+        Ok(Step::Commit(Some(user_id)))
+    }
+
+    pub(crate) async fn rotate_refresh_tx(
+        &self,
+        s: &mut ClientSession,
+        presented: &str,
+        next_hash: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Body<RotateOutcome> {
+        let Some(d) = self
+            .refresh
+            .find_one(doc! { "_id": presented })
+            .session(&mut *s)
+            .await?
+        else {
+            return Ok(Step::Abort(RotateOutcome::Invalid));
+        };
+        let t = refresh_from(&d)?;
+        let user_id = t.user_id;
+        match t.state.as_str() {
+            LIVE if t.expires_at > now => {
+                let r = self
+                    .refresh
+                    .update_one(
+                        doc! { "_id": presented, "state": LIVE },
+                        doc! { "$set": { "state": SPENT } },
+                    )
+                    .session(&mut *s)
+                    .await?;
+                if r.matched_count == 0 {
+                    return Err(Fail::Retry("refresh token changed under the snapshot"));
+                }
+                let mut next = refresh_doc(&RefreshToken {
+                    hash: next_hash.to_owned(),
+                    user_id,
+                    family: marketplace_core::TokenFamilyId(Uuid::nil()),
+                    expires_at: next_expires_at,
+                    created_at: now,
+                });
+                next.insert("family", t.family);
+                self.refresh.insert_one(next).session(&mut *s).await?;
+                Ok(Step::Commit(RotateOutcome::Rotated { user_id }))
+            }
+            LIVE => Ok(Step::Abort(RotateOutcome::Invalid)),
+            SPENT
+                if self
+                    .refresh
+                    .find_one(doc! { "_id": next_hash, "family": t.family.clone() })
+                    .projection(doc! { "_id": 1 })
+                    .session(&mut *s)
+                    .await?
+                    .is_some() =>
+            {
+                // This very rotation already committed (a commit whose result was
+                // unknown, then retried): its successor exists. Not a reuse.
+                Ok(Step::Abort(RotateOutcome::Rotated { user_id }))
+            }
+            _ => {
+                self.refresh
+                    .update_many(
+                        doc! { "family": t.family },
+                        doc! { "$set": { "state": REVOKED } },
+                    )
+                    .session(&mut *s)
+                    .await?;
+                Ok(Step::Commit(RotateOutcome::Reused { user_id }))
+            }
+        }
+    }
+
+    pub(crate) async fn revoke_family_tx(&self, s: &mut ClientSession, hash: &str) -> Body<bool> {
+        let Some(d) = self
+            .refresh
+            .find_one(doc! { "_id": hash })
+            .session(&mut *s)
+            .await?
+        else {
+            return Ok(Step::Abort(false));
+        };
+        let t = refresh_from(&d)?;
+        self.refresh
+            .update_many(
+                doc! { "family": t.family },
+                doc! { "$set": { "state": REVOKED } },
+            )
+            .session(&mut *s)
+            .await?;
+        Ok(Step::Commit(true))
+    }
 }

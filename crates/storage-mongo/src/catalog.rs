@@ -21,6 +21,15 @@ use mongodb::bson::{Bson, Document, Regex, doc};
 
 use crate::schema::{CATEGORIES, PRODUCTS};
 use crate::values::{Reader, count, date, money, opt, uuid};
+use marketplace_core::StorageError;
+use mongodb::ClientSession;
+use mongodb::error::Error as DriverError;
+use mongodb::options::ReturnDocument;
+
+use crate::MongoStorage;
+use crate::accounts;
+use crate::schema;
+use crate::transaction::{Body, Step};
 
 pub(crate) fn category_doc(c: &Category) -> Document {
     doc! { "_id": uuid(c.id.0), "name": &c.name, "name_key": c.name.to_lowercase() }
@@ -204,6 +213,127 @@ pub(crate) fn product_query(q: &ProductQuery) -> (Document, Document) {
         ProductSort::PriceDesc => doc! { "price.amount": -1, "_id": -1 },
     };
     (f, sort)
+}
+
+/// The transaction bodies of this concept's atomic steps (see [`crate::transaction`]).
+impl MongoStorage {
+    pub(crate) async fn delete_category_tx(
+        &self,
+        s: &mut ClientSession,
+        id: CategoryId,
+    ) -> Body<StorageResult<bool>> {
+        let used = self
+            .products
+            .find_one(doc! { "category_id": uuid(id.0) })
+            .projection(doc! { "_id": 1 })
+            .session(&mut *s)
+            .await?;
+        if used.is_some() {
+            return Ok(Step::Abort(Err(StorageError::Precondition(
+                "category in use".into(),
+            ))));
+        }
+        let r = self
+            .categories
+            .delete_one(doc! { "_id": uuid(id.0) })
+            .session(&mut *s)
+            .await?;
+        Ok(Step::Commit(Ok(r.deleted_count > 0)))
+    }
+
+    /// Writes to a category inside a transaction, so that a concurrent
+    /// `delete_category` conflicts with the product that starts using it.
+    /// `false` when the category does not exist.
+    pub(crate) async fn hold_category(
+        &self,
+        s: &mut ClientSession,
+        id: CategoryId,
+    ) -> Result<bool, DriverError> {
+        let r = self
+            .categories
+            .update_one(
+                doc! { "_id": uuid(id.0) },
+                doc! { "$inc": { "products_rev": 1_i64 } },
+            )
+            .session(s)
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    pub(crate) async fn insert_product_tx(
+        &self,
+        s: &mut ClientSession,
+        p: &Product,
+    ) -> Body<StorageResult<()>> {
+        if let Some(c) = p.category_id
+            && !self.hold_category(s, c).await?
+        {
+            return Ok(Step::Abort(Err(StorageError::Precondition(
+                "unknown category".into(),
+            ))));
+        }
+        // Read the seller by writing to it: a concurrent status change then
+        // conflicts with this insert instead of missing the new product.
+        let seller = self
+            .users
+            .find_one_and_update(
+                doc! { "_id": uuid(p.seller_id.0) },
+                doc! { "$inc": { "products_rev": 1_i64 } },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?;
+        let selling = match seller {
+            Some(d) => accounts::user_from(&d)?.is_selling(),
+            None => false,
+        };
+        self.products
+            .insert_one(product_doc(p, selling))
+            .session(&mut *s)
+            .await?;
+        Ok(Step::Commit(Ok(())))
+    }
+
+    pub(crate) async fn update_product_tx(
+        &self,
+        s: &mut ClientSession,
+        p: &Product,
+        expected_version: u64,
+    ) -> Body<StorageResult<()>> {
+        let Some(before) = self
+            .products
+            .find_one_and_update(
+                doc! { "_id": uuid(p.id.0), "version": count(expected_version) },
+                doc! { "$set": product_fields(p) },
+            )
+            .return_document(ReturnDocument::Before)
+            .session(&mut *s)
+            .await?
+        else {
+            let exists = self
+                .products
+                .find_one(doc! { "_id": uuid(p.id.0) })
+                .projection(doc! { "_id": 1 })
+                .session(&mut *s)
+                .await?
+                .is_some();
+            return Ok(Step::Abort(Err(if exists {
+                StorageError::Precondition("product version changed".into())
+            } else {
+                StorageError::NotFound
+            })));
+        };
+        let old = Reader::new(schema::PRODUCTS, &before).opt_uuid("category_id")?;
+        if let Some(c) = p.category_id
+            && old != Some(c.0)
+            && !self.hold_category(s, c).await?
+        {
+            return Ok(Step::Abort(Err(StorageError::Precondition(
+                "unknown category".into(),
+            ))));
+        }
+        Ok(Step::Commit(Ok(())))
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,16 @@ use mongodb::bson::{Bson, Document, doc};
 use crate::schema::{CHECKOUTS, ORDERS};
 use crate::shopping::{address_fields, address_from_reader};
 use crate::values::{Reader, count, date, money, opt, uuid};
+use marketplace_core::catalog::Product;
+use marketplace_core::checkout::CheckoutOutcome;
+use marketplace_core::order::OrderTransition;
+use marketplace_core::{ShortItem, StorageError};
+use mongodb::ClientSession;
+use mongodb::options::ReturnDocument;
+
+use crate::error::duplicate_key;
+use crate::transaction::{Body, Fail, Step};
+use crate::{MongoStorage, catalog};
 
 pub(crate) fn change_doc(c: &StatusChange) -> Bson {
     Bson::Document(doc! {
@@ -142,4 +152,176 @@ pub(crate) fn order_filter(q: &OrderQuery) -> Document {
         );
     }
     f
+}
+
+/// The transaction bodies of this concept's atomic steps (see [`crate::transaction`]).
+impl MongoStorage {
+    /// Decrements the stock of every reservation, each only if enough remains
+    /// and the product is still sellable; returns every item that fell short,
+    /// with the units available (0 for an unsellable or missing product).
+    pub(crate) async fn take_stock(
+        &self,
+        s: &mut ClientSession,
+        plan: &CheckoutPlan,
+    ) -> Result<Vec<ShortItem>, Fail> {
+        let mut short = Vec::new();
+        for r in &plan.reservations {
+            let id = uuid(r.product_id.0);
+            let mut filter = catalog::sellable();
+            filter.insert("_id", id.clone());
+            filter.insert("stock", doc! { "$gte": i64::from(r.quantity) });
+            let taken = self
+                .products
+                .update_one(
+                    filter,
+                    doc! { "$inc": { "stock": -i64::from(r.quantity), "version": 1_i64 } },
+                )
+                .session(&mut *s)
+                .await?;
+            if taken.matched_count == 0 {
+                let available = match self
+                    .products
+                    .find_one(doc! { "_id": id })
+                    .session(&mut *s)
+                    .await?
+                {
+                    Some(d) => Some(catalog::product_from(&d)?)
+                        .filter(Product::is_sellable)
+                        .map_or(0, |p| p.stock),
+                    None => 0,
+                };
+                short.push(ShortItem {
+                    product_id: r.product_id,
+                    requested: r.quantity,
+                    available,
+                });
+            }
+        }
+        Ok(short)
+    }
+
+    pub(crate) async fn commit_checkout_tx(
+        &self,
+        s: &mut ClientSession,
+        plan: &CheckoutPlan,
+    ) -> Body<CheckoutOutcome> {
+        // The hot documents (popular products) come first: the transaction's
+        // snapshot starts at its first operation, so beginning with the stock
+        // decrements keeps the window in which concurrent checkouts of the same
+        // products conflict with this one as short as it can be. The outcomes are
+        // still reported in the contract's order (replay, cart, stock): all of them
+        // are judged in the same snapshot, and nothing commits unless all pass.
+        let short = self.take_stock(s, plan).await?;
+        let buyer = uuid(plan.buyer_id.0);
+        // 1. The idempotency key.
+        if let Some(d) = self
+            .checkouts
+            .find_one(doc! { "buyer_id": buyer.clone(), "key": &plan.idempotency_key })
+            .session(&mut *s)
+            .await?
+        {
+            return Ok(Step::Abort(CheckoutOutcome::Replayed(checkout_from(&d)?)));
+        }
+        // 2. The cart: compare-and-swap on its version, emptying it.
+        if plan.cart_version == 0 {
+            // Never saved: it must still not exist.
+            let exists = self
+                .carts
+                .find_one(doc! { "_id": buyer.clone() })
+                .session(&mut *s)
+                .await?
+                .is_some();
+            if exists {
+                return Ok(Step::Abort(CheckoutOutcome::CartChanged));
+            }
+            self.carts
+                .insert_one(doc! { "_id": buyer.clone(), "version": 1_i64, "lines": [] })
+                .session(&mut *s)
+                .await
+                .map_err(|e| match duplicate_key(&e) {
+                    Some(_) => Fail::Retry("cart created concurrently"),
+                    None => Fail::Db(e),
+                })?;
+        } else {
+            let r = self
+                .carts
+                .update_one(
+                    doc! { "_id": buyer.clone(), "version": count(plan.cart_version) },
+                    doc! { "$set": { "lines": [] }, "$inc": { "version": 1_i64 } },
+                )
+                .session(&mut *s)
+                .await?;
+            if r.matched_count == 0 {
+                return Ok(Step::Abort(CheckoutOutcome::CartChanged));
+            }
+        }
+        // 3. Every short item, or nothing.
+        if !short.is_empty() {
+            return Ok(Step::Abort(CheckoutOutcome::Short(short)));
+        }
+        // 4. Orders, idempotency record, mails; the cart is already empty.
+        if !plan.orders.is_empty() {
+            self.orders
+                .insert_many(plan.orders.iter().map(order_doc))
+                .session(&mut *s)
+                .await?;
+        }
+        self.checkouts
+            .insert_one(checkout_doc(plan))
+            .session(&mut *s)
+            .await
+            .map_err(|e| match duplicate_key(&e) {
+                // A concurrent checkout with the same key won; the retry replays it.
+                Some(_) => Fail::Retry("idempotency key used concurrently"),
+                None => Fail::Db(e),
+            })?;
+        self.push_outbox(s, &plan.outbox).await?;
+        Ok(Step::Commit(CheckoutOutcome::Committed))
+    }
+
+    pub(crate) async fn transition_order_tx(
+        &self,
+        s: &mut ClientSession,
+        t: &OrderTransition,
+    ) -> Body<StorageResult<Option<Order>>> {
+        let id = uuid(t.order_id.0);
+        let Some(d) = self
+            .orders
+            .find_one_and_update(
+                doc! { "_id": id.clone(), "status": t.from.as_str() },
+                doc! {
+                    "$set": { "status": t.to.as_str(), "updated_at": date(t.change.at) },
+                    "$push": { "history": change_doc(&t.change) },
+                },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?
+        else {
+            let exists = self
+                .orders
+                .find_one(doc! { "_id": id })
+                .projection(doc! { "_id": 1 })
+                .session(&mut *s)
+                .await?
+                .is_some();
+            return Ok(Step::Abort(if exists {
+                Ok(None)
+            } else {
+                Err(StorageError::NotFound)
+            }));
+        };
+        let order = order_from(&d)?;
+        for (product, units) in &t.restock {
+            self.products
+                .update_one(
+                    doc! { "_id": uuid(product.0) },
+                    doc! { "$inc": { "stock": i64::from(*units), "version": 1_i64 } },
+                )
+                .session(&mut *s)
+                .await?;
+        }
+        self.push_outbox(s, &t.outbox).await?;
+        Ok(Step::Commit(Ok(Some(order))))
+    }
 }

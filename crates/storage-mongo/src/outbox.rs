@@ -12,6 +12,12 @@ use mongodb::bson::{Bson, Document, doc};
 
 use crate::schema::OUTBOX;
 use crate::values::{Reader, count, date, opt, opt_str, uuid};
+use futures::TryStreamExt;
+use mongodb::ClientSession;
+use uuid::Uuid;
+
+use crate::MongoStorage;
+use crate::transaction::{Body, Fail, Step};
 
 pub(crate) fn message_doc(m: &OutboxMessage) -> Document {
     doc! {
@@ -80,4 +86,50 @@ pub(crate) fn outbox_filter(q: &OutboxQuery) -> Document {
         );
     }
     f
+}
+
+/// The transaction bodies of this concept's atomic steps (see [`crate::transaction`]).
+impl MongoStorage {
+    pub(crate) async fn claim_outbox_tx(
+        &self,
+        s: &mut ClientSession,
+        worker: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Body<Vec<OutboxMessage>> {
+        let mut cursor = self
+            .outbox
+            .find(claimable(now))
+            .sort(doc! { "next_attempt_at": 1, "_id": 1 })
+            .limit(i64::from(limit))
+            .session(&mut *s)
+            .await?;
+        let due: Vec<Document> = cursor.stream(&mut *s).try_collect().await?;
+        if due.is_empty() {
+            return Ok(Step::Abort(Vec::new()));
+        }
+        let ids: Vec<Bson> = due.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let mut filter = claimable(now);
+        filter.insert("_id", doc! { "$in": ids });
+        let r = self
+            .outbox
+            .update_many(
+                filter,
+                doc! { "$set": { "claimed_by": uuid(worker), "claimed_until": date(lease_until) } },
+            )
+            .session(&mut *s)
+            .await?;
+        if r.modified_count != due.len() as u64 {
+            return Err(Fail::Retry("outbox messages claimed concurrently"));
+        }
+        let mut claimed = Vec::with_capacity(due.len());
+        for d in &due {
+            let mut m = message_from(d)?;
+            m.claimed_by = Some(worker);
+            m.claimed_until = Some(lease_until);
+            claimed.push(m);
+        }
+        Ok(Step::Commit(claimed))
+    }
 }

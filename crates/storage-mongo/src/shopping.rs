@@ -15,6 +15,11 @@ use mongodb::bson::{Bson, Document, doc};
 
 use crate::schema::{ADDRESSES, CARTS};
 use crate::values::{Reader, count, date, opt_str, uuid};
+use mongodb::ClientSession;
+use mongodb::bson::oid::ObjectId;
+
+use crate::MongoStorage;
+use crate::transaction::{Body, Step};
 
 pub(crate) fn cart_lines(c: &Cart) -> Bson {
     Bson::Array(
@@ -85,4 +90,31 @@ pub(crate) fn address_from_reader(r: Reader<'_>) -> StorageResult<Address> {
 
 pub(crate) fn address_from(d: &Document) -> StorageResult<Address> {
     address_from_reader(Reader::new(ADDRESSES, d))
+}
+
+/// The transaction bodies of this concept's atomic steps (see [`crate::transaction`]).
+impl MongoStorage {
+    pub(crate) async fn save_address_tx(&self, s: &mut ClientSession, a: &Address) -> Body<()> {
+        if a.is_default {
+            self.addresses
+                .update_many(
+                    doc! { "user_id": uuid(a.user_id.0), "_id": { "$ne": uuid(a.id.0) }, "is_default": true },
+                    doc! { "$set": { "is_default": false } },
+                )
+                .session(&mut *s)
+                .await?;
+        }
+        let mut fields = address_fields(a);
+        fields.remove("_id");
+        fields.remove("user_id");
+        self.addresses
+            .update_one(
+                doc! { "_id": uuid(a.id.0), "user_id": uuid(a.user_id.0) },
+                doc! { "$set": fields, "$setOnInsert": { "seq": ObjectId::new() } },
+            )
+            .upsert(true)
+            .session(&mut *s)
+            .await?;
+        Ok(Step::Commit(()))
+    }
 }
