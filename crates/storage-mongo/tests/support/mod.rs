@@ -18,11 +18,13 @@ pub fn replica_set_url() -> Option<String> {
     if container_requested() {
         return Some(containers::replica_set());
     }
-    eprintln!(
-        "\n==== storage-mongo: SKIPPED — TEST_MONGODB_URL is not set, so no MongoDB \
-         replica set to test against. Set it (e.g. TEST_MONGODB_URL=mongodb://127.0.0.1:27017/?directConnection=true), \
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    skipped(
+        &ONCE,
+        "TEST_MONGODB_URL is not set, so there is no MongoDB replica set to test against. \
+         Set it (e.g. TEST_MONGODB_URL=mongodb://127.0.0.1:27017/?directConnection=true), \
          or build with --features testcontainers and set TEST_MONGODB_CONTAINER=1 on a \
-         machine with Docker. `.ci/run` starts a server and sets it. ====\n"
+         machine with Docker. `.ci/run` starts a server and sets it.",
     );
     None
 }
@@ -37,12 +39,28 @@ pub fn standalone_url() -> Option<String> {
     if container_requested() {
         return Some(containers::standalone());
     }
-    eprintln!(
-        "\n==== storage-mongo: SKIPPED — TEST_MONGODB_STANDALONE_URL is not set, so no \
-         standalone server to check the refusal against (the decision itself is unit-tested \
-         on real `hello` replies). `.ci/run` starts one and sets it. ====\n"
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    skipped(
+        &ONCE,
+        "TEST_MONGODB_STANDALONE_URL is not set, so there is no standalone server to check \
+         the refusal against (the decision itself is unit-tested on real `hello` replies). \
+         `.ci/run` starts one and sets it.",
     );
     None
+}
+
+/// Says loudly that a test was skipped: through `eprintln!` (shown with
+/// `--nocapture`), and once per test process straight to stderr, which the test
+/// harness does not capture, so a plain `cargo test` shows it too.
+fn skipped(once: &std::sync::Once, why: &str) {
+    use std::io::Write;
+    eprintln!("storage-mongo test SKIPPED: {why}");
+    once.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n==== storage-mongo: tests SKIPPED: {why} ====\n"
+        );
+    });
 }
 
 #[cfg(feature = "testcontainers")]
