@@ -104,6 +104,8 @@ pub struct MongoStorage {
     checkouts: Collection<Document>,
     orders: Collection<Document>,
     outbox: Collection<Document>,
+    /// Turns for transactions (see [`MongoOptions::max_concurrent_transactions`]).
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for MongoStorage {
@@ -171,6 +173,9 @@ impl MongoStorage {
             checkouts: c(schema::CHECKOUTS),
             orders: c(schema::ORDERS),
             outbox: c(schema::OUTBOX),
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                options.max_concurrent_transactions.max(1),
+            )),
             client,
             db,
             options,

@@ -18,8 +18,17 @@ pub struct MongoOptions {
     /// How long one atomic step may keep retrying its transaction after
     /// transient failures (write conflicts, elections, an unknown commit result)
     /// before it reports [`StorageError::Transient`](marketplace_core::StorageError)
-    /// (default 30 s; the driver's own convenience API uses 120 s).
+    /// (default 120 s, the budget of the driver's own `with_transaction`
+    /// convenience API; lower it when a fast failure matters more than riding
+    /// out a burst of contention on a popular product).
     pub transaction_retry_timeout: Duration,
+    /// How many transactions this store runs at once (default 32); more wait
+    /// their turn, first come first served. Backpressure, not a lock: it guards
+    /// no invariant (the database does, and several processes share it), but
+    /// when hundreds of requests hit the same popular products, letting them all
+    /// retry write conflicts at once only burns the server; queueing them keeps
+    /// the transaction holding a hot document fast.
+    pub max_concurrent_transactions: usize,
     /// The application name sent to the server, shown in its logs and
     /// `currentOp` (default `marketplace`). A name in the URL wins.
     pub app_name: Option<String>,
@@ -30,7 +39,8 @@ impl Default for MongoOptions {
         MongoOptions {
             database: None,
             ensure_indexes: true,
-            transaction_retry_timeout: Duration::from_secs(30),
+            transaction_retry_timeout: Duration::from_secs(120),
+            max_concurrent_transactions: 32,
             app_name: Some("marketplace".to_owned()),
         }
     }
@@ -52,6 +62,12 @@ impl MongoOptions {
     /// Sets how long transient transaction failures are retried.
     pub fn with_transaction_retry_timeout(mut self, timeout: Duration) -> Self {
         self.transaction_retry_timeout = timeout;
+        self
+    }
+
+    /// Sets how many transactions run at once (at least 1).
+    pub fn with_max_concurrent_transactions(mut self, n: usize) -> Self {
+        self.max_concurrent_transactions = n;
         self
     }
 

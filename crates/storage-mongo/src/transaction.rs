@@ -12,7 +12,7 @@
 //!   body itself reports a [`Fail::Retry`] (e.g. a unique index raced);
 //! - retries **only the commit** on `UnknownTransactionCommitResult` (the commit
 //!   may or may not have applied; `commitTransaction` is idempotent);
-//! - backs off with full jitter between attempts (10 ms .. 2.56 s), and gives up after
+//! - backs off with full jitter between attempts (10 ms .. 5.12 s), and gives up after
 //!   [`MongoOptions::transaction_retry_timeout`](crate::MongoOptions), reporting
 //!   what is still transient as `StorageError::Transient` so core's own bounded
 //!   retry can take over.
@@ -63,12 +63,12 @@ pub(crate) type Body<T> = Result<Step<T>, Fail>;
 const COMMIT_ATTEMPTS: u32 = 5;
 
 /// Waits before retry `attempt` (1-based): full jitter over an exponential
-/// ceiling of 10 ms .. 2.56 s. Full jitter spreads many contenders on one hot
+/// ceiling of 10 ms .. 5.12 s. Full jitter spreads many contenders on one hot
 /// document (a popular product at checkout) over time instead of letting them
 /// collide again in lockstep; the high ceiling keeps a crowd of retries from
 /// starving the transaction that holds the document.
 pub(crate) async fn backoff(attempt: u32) {
-    let ceiling = 10u64 << attempt.min(8);
+    let ceiling = 10u64 << attempt.min(9);
     let wait = rand::thread_rng().gen_range(1..=ceiling);
     tokio::time::sleep(Duration::from_millis(wait)).await;
 }
@@ -97,6 +97,13 @@ impl MongoStorage {
         let mut attempt = 0u32;
         'transaction: loop {
             attempt += 1;
+            // One turn per attempt, given back before a backoff, so waiting
+            // transactions go first meanwhile.
+            let turn = self
+                .turns
+                .acquire()
+                .await
+                .map_err(|e| StorageError::Backend(Box::new(e)))?;
             session
                 .start_transaction()
                 .read_concern(ReadConcern::snapshot())
@@ -121,6 +128,7 @@ impl MongoStorage {
                     };
                     if retryable && Instant::now() < deadline {
                         tracing::debug!(attempt, "transient transaction failure, retrying");
+                        drop(turn);
                         backoff(attempt).await;
                         continue 'transaction;
                     }
@@ -152,6 +160,7 @@ impl MongoStorage {
                             && Instant::now() < deadline =>
                     {
                         tracing::debug!(attempt, "transient commit failure, retrying");
+                        drop(turn);
                         backoff(attempt).await;
                         continue 'transaction;
                     }
