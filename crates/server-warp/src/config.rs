@@ -24,7 +24,7 @@ pub struct Settings {
     /// `MARKETPLACE_LISTEN` (default `127.0.0.1:8080`).
     pub listen: SocketAddr,
     /// `DATABASE_URL`: `sqlite://marketplace.db` (default), `sqlite:<path>`,
-    /// `postgres://...`, `memory:`.
+    /// `postgres://...`, `mongodb://host/<database>` (a replica set), `memory:`.
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS` (default 10), `DATABASE_ACQUIRE_TIMEOUT_MS`
     /// (default 30000) and `DATABASE_BUSY_TIMEOUT_MS` (SQLite, default 5000).
@@ -205,6 +205,8 @@ impl Settings {
 
     /// Whether the store lives on this machine only (memory or SQLite).
     fn local_store(&self) -> bool {
+        // PostgreSQL and MongoDB are shared by several processes: they need a
+        // configured secret.
         self.database_url.starts_with("memory:") || self.database_url.starts_with("sqlite:")
     }
 
@@ -361,8 +363,17 @@ pub async fn open_storage(
         });
         return Ok((Arc::new(store), secret));
     }
+    if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
+        let store =
+            storage_mongo::MongoStorage::connect(url, storage_mongo::MongoOptions::default())
+                .await
+                .with_context(|| format!("cannot open DATABASE_URL={}", redact_url(url)))?;
+        return Ok((Arc::new(store), None));
+    }
     let scheme = url.split(':').next().unwrap_or_default();
-    bail!("DATABASE_URL scheme `{scheme}:` is not supported (use sqlite:, postgres://, or memory:)")
+    bail!(
+        "DATABASE_URL scheme `{scheme}:` is not supported (use sqlite:, postgres://, mongodb://, or memory:)"
+    )
 }
 
 /// Assembles the marketplace and the application the routes serve.

@@ -1,0 +1,244 @@
+//! The collections and their indexes, created when a store connects.
+
+use mongodb::bson::{Document, doc};
+use mongodb::error::{Error as DriverError, ErrorKind};
+use mongodb::{Database, IndexModel, options::IndexOptions};
+
+/// Accounts; `email` is stored lower-cased and unique.
+pub(crate) const USERS: &str = "users";
+/// Single-use tokens (email verification, password reset), keyed by hash.
+pub(crate) const TOKENS: &str = "one_time_tokens";
+/// Refresh tokens, keyed by hash, with their family and state.
+pub(crate) const REFRESH: &str = "refresh_tokens";
+/// Failed-login counters, keyed by throttle key.
+pub(crate) const LOGIN_FAILURES: &str = "login_failures";
+/// Delivery addresses.
+pub(crate) const ADDRESSES: &str = "addresses";
+/// Categories, with a lower-cased `name_key` for case-insensitive uniqueness.
+pub(crate) const CATEGORIES: &str = "categories";
+/// Products, with the denormalized `seller_selling` flag.
+pub(crate) const PRODUCTS: &str = "products";
+/// One cart document per buyer: `{_id: buyer, version, lines}`.
+pub(crate) const CARTS: &str = "carts";
+/// Wishlist entries.
+pub(crate) const WISHLIST: &str = "wishlist";
+/// Idempotency records of checkouts.
+pub(crate) const CHECKOUTS: &str = "checkouts";
+/// Orders, with item and address snapshots and history embedded.
+pub(crate) const ORDERS: &str = "orders";
+/// The notification outbox.
+pub(crate) const OUTBOX: &str = "outbox";
+
+/// What each unique index guards, as `AlreadyExists` names it.
+const UNIQUE: &[(&str, &str)] = &[
+    ("users_email", "email"),
+    ("categories_name_key", "category name"),
+    ("checkouts_buyer_key", "idempotency key"),
+    ("wishlist_buyer_product", "wishlist entry"),
+];
+
+/// Names what a duplicate-key error message is about, from the index it names
+/// (`E11000 duplicate key error collection: db.users index: users_email dup key`).
+pub(crate) fn duplicated_by_message(message: &str) -> &'static str {
+    let index = message
+        .split_once("index: ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_default();
+    UNIQUE
+        .iter()
+        .find(|(name, _)| *name == index)
+        .map_or("id", |(_, what)| what)
+}
+
+fn index(name: &str, keys: Document, unique: bool) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(unique.then_some(true))
+                .build(),
+        )
+        .build()
+}
+
+/// Every collection with its secondary indexes.
+fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
+    vec![
+        (
+            USERS,
+            vec![
+                index("users_email", doc! { "email": 1 }, true),
+                // list_sellers: by status, then by id.
+                index(
+                    "users_sellers",
+                    doc! { "seller_status": 1, "_id": 1 },
+                    false,
+                ),
+            ],
+        ),
+        (
+            TOKENS,
+            vec![index("tokens_user", doc! { "user_id": 1 }, false)],
+        ),
+        (
+            REFRESH,
+            vec![
+                index("refresh_family", doc! { "family": 1 }, false),
+                index("refresh_user", doc! { "user_id": 1 }, false),
+            ],
+        ),
+        (LOGIN_FAILURES, vec![]),
+        (
+            ADDRESSES,
+            vec![index(
+                "addresses_user",
+                doc! { "user_id": 1, "seq": 1 },
+                false,
+            )],
+        ),
+        (
+            CATEGORIES,
+            vec![
+                index("categories_name_key", doc! { "name_key": 1 }, true),
+                index("categories_name", doc! { "name": 1, "_id": 1 }, false),
+            ],
+        ),
+        (
+            PRODUCTS,
+            vec![
+                // Keyset pagination: newest first and by price, id breaking ties.
+                index(
+                    "products_newest",
+                    doc! { "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "products_price",
+                    doc! { "price.amount": 1, "_id": 1 },
+                    false,
+                ),
+                // Filters by seller and by category (and delete_category's check).
+                index(
+                    "products_seller",
+                    doc! { "seller_id": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "products_category",
+                    doc! { "category_id": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+            ],
+        ),
+        (CARTS, vec![]),
+        (
+            WISHLIST,
+            vec![
+                index(
+                    "wishlist_buyer_product",
+                    doc! { "buyer_id": 1, "product_id": 1 },
+                    true,
+                ),
+                index(
+                    "wishlist_newest",
+                    doc! { "buyer_id": 1, "added_at": -1, "_id": -1 },
+                    false,
+                ),
+            ],
+        ),
+        (
+            CHECKOUTS,
+            vec![index(
+                "checkouts_buyer_key",
+                doc! { "buyer_id": 1, "key": 1 },
+                true,
+            )],
+        ),
+        (
+            ORDERS,
+            vec![
+                index(
+                    "orders_buyer",
+                    doc! { "buyer_id": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "orders_seller_status",
+                    doc! { "seller_id": 1, "status": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "orders_seller",
+                    doc! { "seller_id": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "orders_status",
+                    doc! { "status": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index("orders_newest", doc! { "created_at": -1, "_id": -1 }, false),
+                index("orders_checkout", doc! { "checkout_id": 1 }, false),
+            ],
+        ),
+        (
+            OUTBOX,
+            vec![
+                // claim_outbox: pending messages, oldest due first.
+                index(
+                    "outbox_due",
+                    doc! { "status": 1, "next_attempt_at": 1, "_id": 1 },
+                    false,
+                ),
+                index(
+                    "outbox_status_newest",
+                    doc! { "status": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index("outbox_newest", doc! { "created_at": -1, "_id": -1 }, false),
+                index("outbox_claims", doc! { "claimed_by": 1 }, false),
+            ],
+        ),
+    ]
+}
+
+/// Creates every collection (transactions on servers before 4.4 cannot create
+/// them implicitly) and its indexes. Idempotent.
+pub(crate) async fn ensure(db: &Database) -> Result<(), DriverError> {
+    let existing = db.list_collection_names().await?;
+    for (name, models) in indexes() {
+        if !existing.iter().any(|c| c == name) {
+            match db.create_collection(name).await {
+                Ok(()) => {}
+                // Created meanwhile by another process starting up.
+                Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == 48) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !models.is_empty() {
+            db.collection::<Document>(name)
+                .create_indexes(models)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_key_messages_name_the_rule() {
+        let m = "E11000 duplicate key error collection: shop.users index: users_email dup key: { email: \"a@b.c\" }";
+        assert_eq!(duplicated_by_message(m), "email");
+        let m = "E11000 duplicate key error collection: shop.categories index: categories_name_key dup key: { name_key: \"tea\" }";
+        assert_eq!(duplicated_by_message(m), "category name");
+        assert_eq!(
+            duplicated_by_message("E11000 duplicate key error index: _id_ dup key"),
+            "id"
+        );
+        assert_eq!(duplicated_by_message("garbled"), "id");
+    }
+}
