@@ -495,3 +495,31 @@ pub async fn audit(
         units_sold: sold.values().sum(),
     }
 }
+
+/// The variable naming the MongoDB replica set tests may create databases on.
+pub const MONGODB_ENV: &str = "TEST_MONGODB_URL";
+
+/// A URL naming a fresh database on the replica set `TEST_MONGODB_URL` names;
+/// `None` (after saying so loudly) when it is unset. The server the CI starts is
+/// thrown away after the run, so the database is not dropped.
+pub fn mongodb_database(test: &str) -> Option<String> {
+    let Some(server) = std::env::var(MONGODB_ENV).ok().filter(|u| !u.is_empty()) else {
+        eprintln!(
+            "*** SKIPPED {test} on MongoDB: it needs {MONGODB_ENV} (e.g. mongodb://127.0.0.1:27017/?directConnection=true) ***"
+        );
+        return None;
+    };
+    let db = format!("mkt_e2e_{}", uuid::Uuid::new_v4().simple());
+    // mongodb://host[:port][/][?options] -> mongodb://host[:port]/db[?options]
+    let (base, query) = server
+        .split_once('?')
+        .map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let hosts = base[scheme_end..].split('/').next().unwrap_or_default();
+    let mut url = format!("{}{hosts}/{db}", &base[..scheme_end]);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    Some(url)
+}

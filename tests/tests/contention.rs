@@ -1,6 +1,6 @@
-//! Contention on PostgreSQL through the HTTP server: over a thousand concurrent
-//! checkout attempts on ten hot products, some of them repeated with the same
-//! idempotency key, then the invariants.
+//! Contention through the HTTP server: on PostgreSQL over a thousand concurrent
+//! checkout attempts on ten hot products (hundreds on MongoDB), some repeated
+//! with the same idempotency key, then the invariants.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -12,19 +12,33 @@ use marketplace_core::{AddressInput, NewAccount, Principal, Role};
 use marketplace_e2e::{TestServer, audit, postgres_schema};
 use serde_json::json;
 
-const BUYERS: usize = 1000;
 const HOT: usize = 10;
-const STOCK: u32 = 120;
-/// Buyers whose checkout is sent twice at once with the same key (a double click).
-const DOUBLED: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_thousand_checkouts_on_ten_hot_products() {
-    let Some(db) = postgres_schema("a_thousand_checkouts_on_ten_hot_products").await else {
+async fn a_thousand_checkouts_on_ten_hot_products_on_postgres() {
+    let Some(db) = postgres_schema("a_thousand_checkouts_on_ten_hot_products_on_postgres").await
+    else {
         return;
     };
+    contention(&db.url, 1000, 100, 120).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundreds_of_checkouts_on_ten_hot_products_on_mongodb() {
+    let Some(url) = marketplace_e2e::mongodb_database("hundreds_of_checkouts_on_ten_hot_products")
+    else {
+        return;
+    };
+    // Demand (about 900 units) exceeds supply (600).
+    contention(&url, 300, 30, 60).await;
+}
+
+/// `buyers` buyers check out at once, the first `doubled` of them twice with
+/// the same key (a double click), on `HOT` products of `stock` units each; then
+/// the audit.
+async fn contention(url: &str, buyers_wanted: usize, doubled: usize, stock: u32) {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = TestServer::settings(&db.url, &dir);
+    let mut settings = TestServer::settings(url, &dir);
     settings.sql = settings
         .sql
         .clone()
@@ -46,13 +60,13 @@ async fn a_thousand_checkouts_on_ten_hot_products() {
                 &sellers[i % sellers.len()],
                 &format!("Hot {i}"),
                 1000 + i as i64,
-                STOCK,
+                stock,
             )
             .await,
         );
     }
     let mut buyers = Vec::new();
-    for i in 0..BUYERS {
+    for i in 0..buyers_wanted {
         let email = s.email("crowd");
         let user = market
             .register(NewAccount {
@@ -91,7 +105,7 @@ async fn a_thousand_checkouts_on_ten_hot_products() {
     // Every buyer at once; the first DOUBLED send their request twice.
     let mut tasks = Vec::new();
     for (i, token) in buyers.iter().enumerate() {
-        let copies = if i < DOUBLED { 2 } else { 1 };
+        let copies = if i < doubled { 2 } else { 1 };
         for _ in 0..copies {
             let (s, token) = (Arc::clone(&s), token.clone());
             tasks.push(tokio::spawn(async move {
@@ -137,7 +151,7 @@ async fn a_thousand_checkouts_on_ten_hot_products() {
     }
     let initial: HashMap<_, _> = products
         .iter()
-        .map(|p| (p.parse().unwrap(), STOCK))
+        .map(|p| (p.parse().unwrap(), stock))
         .collect();
     let found = audit(market.storage().as_ref(), &initial, true).await;
     assert_eq!(
@@ -145,13 +159,22 @@ async fn a_thousand_checkouts_on_ten_hot_products() {
         by_buyer.len(),
         "one checkout per successful buyer"
     );
-    assert!(found.units_sold > 0 && found.units_sold <= u64::from(STOCK) * HOT as u64);
+    assert!(found.units_sold > 0 && found.units_sold <= u64::from(stock) * HOT as u64);
+    assert!(
+        statuses.get(&409).copied().unwrap_or(0) > 0,
+        "demand exceeds supply, so some checkouts are refused"
+    );
     eprintln!(
-        "contention on PostgreSQL: {attempts} checkout attempts by {BUYERS} buyers on {HOT} products -> statuses {statuses:?}; \
+        "contention on {}: {attempts} checkout attempts by {buyers_wanted} buyers on {HOT} products -> statuses {statuses:?}; \
          {} checkouts, {} orders, {} of {} units sold",
+        if url.starts_with("mongodb") {
+            "MongoDB"
+        } else {
+            "PostgreSQL"
+        },
         found.checkouts,
         found.orders,
         found.units_sold,
-        u64::from(STOCK) * HOT as u64
+        u64::from(stock) * HOT as u64
     );
 }

@@ -17,7 +17,7 @@ use marketplace_core::{
 };
 use marketplace_e2e::{audit, postgres_schema};
 use serde_json::json;
-use storage_sql::{SqlOptions, SqlStorage};
+use storage_sql::SqlOptions;
 
 const SECRET: &str = "crash-test-secret-of-at-least-32-bytes!!";
 const BUYERS: usize = 200;
@@ -101,11 +101,9 @@ async fn crash_and_recover(url: &str) {
 
     // Setup through a second marketplace on the same database (another process
     // would do the same), signing tokens with the server's secret.
-    let store: Arc<dyn Storage> = Arc::new(
-        SqlStorage::connect(url, SqlOptions::default())
-            .await
-            .unwrap(),
-    );
+    let (store, _) = server_warp::config::open_storage(url, &SqlOptions::default())
+        .await
+        .unwrap();
     let mut auth = AuthConfig::new(JwtSecret::new(SECRET.as_bytes().to_vec()).unwrap());
     auth.hash_cost = HashCost::FAST_INSECURE;
     let market = Marketplace::builder(Arc::clone(&store), Config::new(auth))
@@ -277,11 +275,7 @@ async fn crash_and_recover(url: &str) {
     eprintln!(
         "crash on {}: {answered} answered and {cut} cut off by SIGKILL, {committed} committed before it; \
          after restart {retried:?}; {} checkouts, {} orders, {} units sold in all",
-        if url.starts_with("sqlite") {
-            "SQLite"
-        } else {
-            "PostgreSQL"
-        },
+        url.split(':').next().unwrap_or_default(),
         found.checkouts,
         found.orders,
         found.units_sold
@@ -301,4 +295,12 @@ async fn sigkill_mid_checkout_on_postgres() {
         return;
     };
     crash_and_recover(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_checkout_on_mongodb() {
+    let Some(url) = marketplace_e2e::mongodb_database("sigkill_mid_checkout") else {
+        return;
+    };
+    crash_and_recover(&url).await;
 }
