@@ -102,6 +102,12 @@ pub fn pgbench(
     })
 }
 
+/// Removes what the checkout baseline wrote (its orders would not decode as the
+/// marketplace's: they are the SQL work, not the domain's).
+pub const CLEANUP_SQL: &str = "\
+    DELETE FROM orders WHERE checkout_id IN (SELECT id FROM checkouts WHERE idempotency_key LIKE 'pgbench-%'); \
+    DELETE FROM checkouts WHERE idempotency_key LIKE 'pgbench-%';";
+
 /// The columns the catalog reads (as the store's list query does).
 const PRODUCT_COLUMNS: &str = "p.id, p.seller_id, p.title, p.description, p.price_amount, \
      p.currency, p.discount, p.stock, p.images, p.category_id, p.active, p.archived, \
@@ -144,10 +150,10 @@ pub fn checkout_sql(buyers: usize, products: usize) -> String {
          UPDATE products SET stock = stock - 1, version = version + 1 WHERE id = (SELECT id FROM bench_products WHERE n = :p1) AND stock >= 1 AND active AND NOT archived AND NOT blocked;\n\
          UPDATE products SET stock = stock - 1, version = version + 1 WHERE id = (SELECT id FROM bench_products WHERE n = :p2) AND stock >= 1 AND active AND NOT archived AND NOT blocked;\n\
          UPDATE products SET stock = stock - 1, version = version + 1 WHERE id = (SELECT id FROM bench_products WHERE n = :p3) AND stock >= 1 AND active AND NOT archived AND NOT blocked;\n\
-         WITH c AS (INSERT INTO checkouts (id, buyer_id, idempotency_key, request_hash, created_at) SELECT gen_random_uuid(), id, gen_random_uuid()::text, 'h', now() FROM bench_buyers WHERE n = :b RETURNING id, buyer_id) \
+         WITH c AS (INSERT INTO checkouts (id, buyer_id, idempotency_key, request_hash, created_at) SELECT gen_random_uuid(), id, 'pgbench-' || gen_random_uuid()::text, 'h', now() FROM bench_buyers WHERE n = :b RETURNING id, buyer_id) \
          INSERT INTO orders (id, checkout_id, buyer_id, seller_id, store_name, status, items, address, total_amount, currency, history, created_at, updated_at) \
          SELECT gen_random_uuid(), c.id, c.buyer_id, p.seller_id, 'Store', 'pending', \
-         (SELECT jsonb_agg(jsonb_build_object('product_id', q.id, 'title', q.title, 'unit_price', jsonb_build_object('amount', q.price_amount, 'currency', 'USD'), 'quantity', 1)) FROM bench_products q WHERE q.n IN (:p1, :p2, :p3)), \
+         (SELECT jsonb_agg(jsonb_build_object('product_id', q.id, 'title', q.title, 'unit_price', jsonb_build_object('amount', q.price_amount, 'currency', 'USD'), 'effective_price', jsonb_build_object('amount', q.price_amount, 'currency', 'USD'), 'quantity', 1, 'line_total', jsonb_build_object('amount', q.price_amount, 'currency', 'USD'))) FROM bench_products q WHERE q.n IN (:p1, :p2, :p3)), \
          '{{\"name\": \"Ada Buyer\", \"line1\": \"1 Main St\", \"city\": \"Springfield\", \"postal_code\": \"12345\", \"country\": \"US\"}}'::jsonb, \
          p.price_amount, 'USD', '[]'::jsonb, now(), now() \
          FROM c, bench_products p WHERE p.n = :p1;\n\

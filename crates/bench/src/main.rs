@@ -347,13 +347,14 @@ async fn bench(
             })
             .await??,
         );
+        schema.execute(baseline::CLEANUP_SQL).await?;
     }
 
     eprintln!(
         "phase: contention ({} buyers on {} hot products)",
         args.contenders, args.hot
     );
-    let contention = contention(&http, &base, &seeded, args.contenders, measure + warmup).await?;
+    let contention = contention(&http, &base, &seeded, args.contenders, 3 * measure).await?;
     let invariants = invariants(&app, &seeded, &contention).await?;
 
     let _ = stop_tx.send(());
