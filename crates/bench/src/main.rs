@@ -77,6 +77,10 @@ struct Args {
     /// SQL pool size of the server (`DATABASE_MAX_CONNECTIONS`).
     #[arg(long, default_value_t = 10)]
     pool: u32,
+    /// Run ANALYZE after seeding (`--analyze=false` shows the plans of a
+    /// freshly loaded database without statistics).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    analyze: bool,
     /// Where the markdown table is written.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
     out: std::path::PathBuf,
@@ -177,11 +181,12 @@ async fn main() -> Result<()> {
 
 fn args_line(args: &Args) -> String {
     format!(
-        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --pool {}",
+        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --pool {} --analyze={}",
         format!("{:?}", args.backend).to_lowercase(),
         args.clients,
         args.seconds,
-        args.pool
+        args.pool,
+        args.analyze
     )
 }
 
@@ -237,6 +242,20 @@ async fn bench(
         )
         .await?,
     );
+    // Planner statistics after the bulk load, as an operator runs ANALYZE after
+    // an import: without them both databases plan the catalog page as a scan and
+    // sort of the whole table (PostgreSQL until autovacuum gets to it; SQLite never).
+    if args.analyze {
+        match (args.backend, schema) {
+            (Backend::Postgres, Some(s)) => s.execute("ANALYZE").await?,
+            (Backend::Sqlite, _) => {
+                let mut conn = sqlx::SqliteConnection::connect(&settings.database_url).await?;
+                sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
+                conn.close().await?;
+            }
+            _ => {}
+        }
+    }
     let seed_secs = t.elapsed().as_secs_f64();
     eprintln!("seeded in {seed_secs:.1} s");
 
