@@ -819,8 +819,11 @@ impl Storage for SqliteStore {
         let mut qb =
             QueryBuilder::<Sqlite>::new(format!("SELECT {PRODUCT_COLUMNS} FROM products p "));
         if q.public_only {
+            // CROSS JOIN keeps products the outer loop (SQLite's join-order rule):
+            // a page walks the sort's index and stops after `limit` rows, instead of
+            // starting from the sellers and sorting every product they list.
             qb.push(
-                "JOIN users u ON u.id = p.seller_id AND u.active = 1 AND u.role = 'seller' \
+                "CROSS JOIN users u ON u.id = p.seller_id AND u.active = 1 AND u.role = 'seller' \
                  AND u.seller_status = 'verified' \
                  WHERE p.active = 1 AND p.archived = 0 AND p.blocked = 0",
             );
