@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::cart::{Cart, WishlistEntry};
-use marketplace_core::catalog::{Category, Product, ProductQuery};
+use marketplace_core::catalog::{Category, Product, ProductQuery, ProductSort};
 use marketplace_core::checkout::{CheckoutOutcome, CheckoutPlan, CheckoutRecord};
 use marketplace_core::error::ShortItem;
 use marketplace_core::order::{Order, OrderQuery, OrderTransition};
@@ -465,7 +465,7 @@ impl Storage for MemoryStorage {
 
     async fn list_products(&self, q: &ProductQuery) -> StorageResult<Vec<Product>> {
         let s = self.lock();
-        let mut v: Vec<Product> = s
+        let mut found: Vec<&Product> = s
             .products
             .values()
             .filter(|p| q.matches(p))
@@ -474,10 +474,21 @@ impl Storage for MemoryStorage {
                 !q.public_only
                     || (p.is_sellable() && s.users.get(&p.seller_id).is_some_and(User::is_selling))
             })
-            .cloned()
             .collect();
+        // Select the page before cloning: a catalog page copies `limit` products,
+        // not every product that matches.
+        let limit = q.limit as usize;
+        if found.len() > limit {
+            let order = |a: &&Product, b: &&Product| match q.sort {
+                ProductSort::Newest => (b.created_at, b.id).cmp(&(a.created_at, a.id)),
+                ProductSort::PriceAsc => (a.price.amount, a.id).cmp(&(b.price.amount, b.id)),
+                ProductSort::PriceDesc => (b.price.amount, b.id).cmp(&(a.price.amount, a.id)),
+            };
+            found.select_nth_unstable_by(limit, order);
+            found.truncate(limit);
+        }
+        let mut v: Vec<Product> = found.into_iter().cloned().collect();
         q.sort_products(&mut v);
-        v.truncate(q.limit as usize);
         Ok(v)
     }
 

@@ -56,6 +56,10 @@ const OUTBOX_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body
 /// timeout) is retried before the call reports `Transient`.
 const BEGIN_ATTEMPTS: u32 = 4;
 
+/// How often the first connection to a file found locked is retried (about six
+/// seconds in all): another process may be creating or migrating it.
+const OPEN_ATTEMPTS: u32 = 8;
+
 /// The SQLite store: one writer connection and a pool of readers (the same single
 /// connection for an in-memory database).
 #[derive(Clone)]
@@ -90,16 +94,29 @@ impl SqliteStore {
                 reader: pool,
             });
         }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(
-                base.clone()
-                    .create_if_missing(options.create_if_missing)
-                    .journal_mode(SqliteJournalMode::Wal),
-            )
-            .await
-            .map_err(e)?;
+        // Turning a new file to WAL takes an exclusive lock that does not wait on
+        // the busy timeout: processes opening a new file at once can find it
+        // locked, so the first connection is retried a bounded number of times.
+        let writer_options = base
+            .clone()
+            .create_if_missing(options.create_if_missing)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut attempt = 0;
+        let writer = loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(writer_options.clone())
+                .await;
+            match opened {
+                Ok(pool) => break pool,
+                Err(err) if error::is_busy(&err) && attempt + 1 < OPEN_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(StdDuration::from_millis(25 << attempt)).await;
+                }
+                Err(err) => return Err(e(err)),
+            }
+        };
         if options.run_migrations {
             migrate(&writer).await?;
         }
@@ -819,8 +836,11 @@ impl Storage for SqliteStore {
         let mut qb =
             QueryBuilder::<Sqlite>::new(format!("SELECT {PRODUCT_COLUMNS} FROM products p "));
         if q.public_only {
+            // CROSS JOIN keeps products the outer loop (SQLite's join-order rule):
+            // a page walks the sort's index and stops after `limit` rows, instead of
+            // starting from the sellers and sorting every product they list.
             qb.push(
-                "JOIN users u ON u.id = p.seller_id AND u.active = 1 AND u.role = 'seller' \
+                "CROSS JOIN users u ON u.id = p.seller_id AND u.active = 1 AND u.role = 'seller' \
                  AND u.seller_status = 'verified' \
                  WHERE p.active = 1 AND p.archived = 0 AND p.blocked = 0",
             );

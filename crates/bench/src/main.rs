@@ -1,0 +1,726 @@
+//! # marketplace-bench
+//!
+//! Starts `marketplace-server` in this process (release build) on one backend,
+//! seeds a catalog through the library, drives it over loopback HTTP with
+//! concurrent keep-alive clients, and measures in the same run the baselines that
+//! bound it: a bare warp handler and, on PostgreSQL, `pgbench -M prepared` doing
+//! the same SQL work. Every figure is printed with its ratio to its baseline,
+//! because the absolute numbers on a shared machine are noise.
+//!
+//! ```text
+//! cargo run --release -p marketplace-bench -- --backend postgres
+//! ```
+#![forbid(unsafe_code)]
+
+mod baseline;
+mod load;
+mod report;
+mod seed;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use rand::Rng;
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::load::{OpResult, Stats};
+use crate::report::{Report, Row};
+
+/// The store under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+/// Load benchmark of the marketplace server.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The store under test.
+    #[arg(long, value_enum, default_value = "memory")]
+    backend: Backend,
+    /// PostgreSQL server (a fresh schema is created and dropped).
+    #[arg(
+        long,
+        env = "BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
+    /// Concurrent HTTP connections (and pgbench clients).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds measured per phase (after a one-second warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Products in the catalog.
+    #[arg(long, default_value_t = 10_000)]
+    products: usize,
+    /// Verified sellers.
+    #[arg(long, default_value_t = 50)]
+    sellers: usize,
+    /// Buyers (each checkout client and each contention buyer is one of them).
+    #[arg(long, default_value_t = 400)]
+    buyers: usize,
+    /// Hot products of the contention phase, and their stock.
+    #[arg(long, default_value_t = 10)]
+    hot: usize,
+    /// Units of each hot product.
+    #[arg(long, default_value_t = 300)]
+    hot_stock: u32,
+    /// Concurrent buyers of the contention phase.
+    #[arg(long, default_value_t = 300)]
+    contenders: usize,
+    /// SQL pool size of the server (`DATABASE_MAX_CONNECTIONS`).
+    #[arg(long, default_value_t = 10)]
+    pool: u32,
+    /// Run ANALYZE after seeding (`--analyze=false` shows the plans of a
+    /// freshly loaded database without statistics).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    analyze: bool,
+    /// Where the markdown table is written.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    out: std::path::PathBuf,
+}
+
+/// A fresh PostgreSQL schema, dropped at the end.
+struct Schema {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    async fn create(server: &str) -> Result<Schema> {
+        let name = format!("mkt_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(server)
+            .await
+            .context("cannot reach PostgreSQL")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
+            .execute(&mut conn)
+            .await?;
+        let sep = if server.contains('?') { '&' } else { '?' };
+        Ok(Schema {
+            url: format!("{server}{sep}options=-c%20search_path%3D{name}"),
+            server: server.to_owned(),
+            name,
+        })
+    }
+
+    async fn execute(&self, sql: &str) -> Result<()> {
+        let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn drop(self) -> Result<()> {
+        let mut conn = sqlx::PgConnection::connect(&self.server).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Peak resident set of this process (server, load generator and seeding), KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn check(res: reqwest::Response, what: &str) -> Result<reqwest::Response> {
+    if res.status().is_success() {
+        Ok(res)
+    } else {
+        bail!("{what}: HTTP {}", res.status())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let warmup = Duration::from_secs(1);
+    let measure = Duration::from_secs(args.seconds);
+    let dir = tempfile::tempdir()?;
+
+    let schema = match args.backend {
+        Backend::Postgres => Some(Schema::create(&args.postgres).await?),
+        _ => None,
+    };
+    let result = bench(&args, schema.as_ref(), dir.path(), warmup, measure).await;
+    if let Some(schema) = schema {
+        schema.drop().await?;
+    }
+    let report = result?;
+    let md = report.markdown(&args_line(&args), started.elapsed());
+    println!("{md}");
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    report::write_section(
+        &args.out,
+        &format!("{:?}", args.backend).to_lowercase(),
+        &md,
+    )?;
+    eprintln!("written to {}", args.out.display());
+    Ok(())
+}
+
+fn args_line(args: &Args) -> String {
+    format!(
+        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --pool {} --analyze={}",
+        format!("{:?}", args.backend).to_lowercase(),
+        args.clients,
+        args.seconds,
+        args.pool,
+        args.analyze
+    )
+}
+
+async fn bench(
+    args: &Args,
+    schema: Option<&Schema>,
+    dir: &std::path::Path,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<Report> {
+    let url = match (args.backend, schema) {
+        (Backend::Memory, _) => "memory:".to_owned(),
+        (Backend::Sqlite, _) => format!("sqlite://{}", dir.join("bench.db").display()),
+        (Backend::Postgres, Some(s)) => s.url.clone(),
+        (Backend::Postgres, None) => bail!("no schema"),
+    };
+    let mut settings = server_warp::Settings::default();
+    settings.listen = "127.0.0.1:0".parse()?;
+    settings.database_url = url;
+    settings.sql.max_connections = args.pool;
+    settings.jwt_secret = Some("benchmark-secret-of-at-least-32-bytes-long".into());
+    settings.media_dir = dir.join("media");
+    // Seeded accounts are hashed at the cheapest cost: seeding measures nothing.
+    settings.hash_cost = marketplace_core::HashCost::FAST_INSECURE;
+    settings.outbox_poll = Duration::ZERO;
+    let (app, _mailer) = server_warp::build(&settings).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}/api/v1", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server_warp::serve::serve(
+        listener,
+        app.clone(),
+        settings.cors.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let bare = baseline::bare_warp().await?;
+
+    let t = Instant::now();
+    eprintln!(
+        "seeding {} products, {} sellers, {} buyers...",
+        args.products, args.sellers, args.buyers
+    );
+    let seeded = Arc::new(
+        seed::seed(
+            &app.market,
+            args.sellers,
+            args.products,
+            args.buyers.max(args.clients).max(args.contenders),
+            args.hot,
+            args.hot_stock,
+        )
+        .await?,
+    );
+    // Planner statistics after the bulk load, as an operator runs ANALYZE after
+    // an import: without them both databases plan the catalog page as a scan and
+    // sort of the whole table (PostgreSQL until autovacuum gets to it; SQLite never).
+    if args.analyze {
+        match (args.backend, schema) {
+            (Backend::Postgres, Some(s)) => s.execute("ANALYZE").await?,
+            (Backend::Sqlite, _) => {
+                let mut conn = sqlx::SqliteConnection::connect(&settings.database_url).await?;
+                sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
+                conn.close().await?;
+            }
+            _ => {}
+        }
+    }
+    let seed_secs = t.elapsed().as_secs_f64();
+    eprintln!("seeded in {seed_secs:.1} s");
+
+    // The cursor of a deep page: past half the catalog.
+    let mut cursor = None;
+    for _ in 0..(args.products / 2 / 100) {
+        let q: marketplace_core::CatalogQuery =
+            serde_json::from_value(json!({"limit": 100, "cursor": cursor}))?;
+        cursor = app.market.browse(q).await?.next_cursor;
+    }
+    let deep_cursor = cursor.context("the catalog has no deep page")?;
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.contenders.max(args.clients))
+        .build()?;
+    let mut rows = Vec::new();
+    let n = args.clients;
+
+    // HTTP limit of this machine.
+    eprintln!("phase: bare warp");
+    let bare_stats = {
+        let (http, url) = (http.clone(), format!("http://{bare}/items"));
+        load::run(n, warmup, measure, move |_, _| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                check(http.get(&url).send().await?, "bare")?.bytes().await?;
+                OpResult::Ok(None)
+            }
+        })
+        .await
+    };
+
+    let get_phase = |path: String| {
+        let http = http.clone();
+        async move {
+            load::run(n, warmup, measure, move |_, _| {
+                let (http, url) = (http.clone(), path.clone());
+                async move {
+                    check(http.get(&url).send().await?, "catalog")?
+                        .bytes()
+                        .await?;
+                    OpResult::Ok(None)
+                }
+            })
+            .await
+        }
+    };
+    eprintln!("phase: catalog");
+    let first = get_phase(format!("{base}/products?limit=20")).await;
+    let deep = get_phase(format!(
+        "{base}/products?limit=20&cursor={}",
+        urlencode(&deep_cursor)
+    ))
+    .await;
+    let search = get_phase(format!(
+        "{base}/products?limit=20&q=lamp&min_price=1000&max_price=8000&in_stock=true"
+    ))
+    .await;
+
+    eprintln!("phase: buyer step (3 items from 2 sellers, checkout)");
+    let step = {
+        let (http, base, seeded) = (http.clone(), base.clone(), Arc::clone(&seeded));
+        load::run(n, warmup, measure, move |client, i| {
+            let (http, base, seeded) = (http.clone(), base.clone(), Arc::clone(&seeded));
+            async move { buyer_step(&http, &base, &seeded, client, i).await }
+        })
+        .await
+    };
+
+    // The baselines of the database, the same work without us.
+    let mut pg = None;
+    if let Some(schema) = schema {
+        eprintln!("phase: pgbench");
+        schema.execute(baseline::NUMBERING_SQL).await?;
+        let after = deep_keyset_sql(&app, &deep_cursor).await?;
+        let secs = args.seconds;
+        let url = schema.url.clone();
+        let dir = dir.to_owned();
+        let buyers = seeded.buyers.len();
+        let products = args.products;
+        pg = Some(
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let first = baseline::pgbench(
+                    &url,
+                    &dir,
+                    "first_page",
+                    &baseline::keyset_page_sql(None),
+                    n,
+                    secs,
+                )?;
+                let deep = baseline::pgbench(
+                    &url,
+                    &dir,
+                    "deep_page",
+                    &baseline::keyset_page_sql(Some(&after)),
+                    n,
+                    secs,
+                )?;
+                let checkout = baseline::pgbench(
+                    &url,
+                    &dir,
+                    "checkout",
+                    &baseline::checkout_sql(buyers, products),
+                    n,
+                    secs,
+                )?;
+                Ok((first, deep, checkout))
+            })
+            .await??,
+        );
+        schema.execute(baseline::CLEANUP_SQL).await?;
+    }
+
+    eprintln!(
+        "phase: contention ({} buyers on {} hot products)",
+        args.contenders, args.hot
+    );
+    let contention = contention(&http, &base, &seeded, args.contenders, 3 * measure).await?;
+    let invariants = invariants(&app, &seeded, &contention).await?;
+
+    let _ = stop_tx.send(());
+    let bare_rate = bare_stats.rate();
+    rows.push(Row::new(
+        "bare warp handler, 20-item JSON list",
+        &bare_stats,
+        None,
+    ));
+    let pg_first = pg.map(|p| p.0.tps);
+    let pg_deep = pg.map(|p| p.1.tps);
+    let pg_checkout = pg.map(|p| p.2.tps);
+    rows.push(
+        Row::new("catalog first page", &first, Some(("bare warp", bare_rate)))
+            .also(pg_first.map(|r| ("pgbench first page", r))),
+    );
+    rows.push(
+        Row::new(
+            "catalog deep keyset page",
+            &deep,
+            Some(("bare warp", bare_rate)),
+        )
+        .also(pg_deep.map(|r| ("pgbench deep page", r))),
+    );
+    rows.push(Row::new(
+        "catalog search + filters",
+        &search,
+        Some(("bare warp", bare_rate)),
+    ));
+    rows.push(Row::new(
+        "buyer step: 3 adds + checkout",
+        &step,
+        pg_checkout.map(|r| ("pgbench checkout", r)),
+    ));
+    let mut checkout_only = step.clone();
+    checkout_only.micros = step.inner_micros.clone();
+    rows.push(Row::new(
+        "checkout call alone (inside the step)",
+        &checkout_only,
+        pg_checkout.map(|r| ("pgbench checkout", r)),
+    ));
+    if let Some((f, d, c)) = pg {
+        rows.push(Row::pgbench("pgbench: keyset first page", f));
+        rows.push(Row::pgbench("pgbench: keyset deep page", d));
+        rows.push(Row::pgbench("pgbench: checkout transaction", c));
+    }
+    Ok(Report {
+        backend: format!("{:?}", args.backend).to_lowercase(),
+        clients: n,
+        seconds: args.seconds,
+        pool: args.pool,
+        seed_secs,
+        products: args.products,
+        sellers: args.sellers,
+        buyers: seeded.buyers.len(),
+        rows,
+        peak_rss_kib: peak_rss_kib(),
+        contention,
+        invariants,
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `(created_at, id)` bound of the deep page, as SQL.
+async fn deep_keyset_sql(app: &server_warp::App, cursor: &str) -> Result<String> {
+    let q: marketplace_core::CatalogQuery =
+        serde_json::from_value(json!({"limit": 1, "cursor": cursor}))?;
+    let page = app.market.browse(q).await?;
+    let p = page.items.first().context("empty deep page")?;
+    // The page starts right after the product before this one: bound on this one,
+    // inclusive, by bounding on a key just above it.
+    let created = p.created_at + chrono::Duration::microseconds(1);
+    Ok(format!(
+        "('{}'::timestamptz, '{}'::uuid)",
+        created.to_rfc3339(),
+        p.id
+    ))
+}
+
+/// One buyer step: 3 units from 2 sellers into the cart, then checkout. Returns
+/// the time of the checkout call.
+async fn buyer_step(
+    http: &reqwest::Client,
+    base: &str,
+    seeded: &seed::Seeded,
+    client: usize,
+    i: u64,
+) -> OpResult {
+    let buyer = &seeded.buyers[client % seeded.buyers.len()];
+    let (a, b, pa1, pa2, pb) = {
+        let mut rng = rand::thread_rng();
+        let a = rng.gen_range(0..seeded.sellers.len());
+        let b = (a + rng.gen_range(1..seeded.sellers.len())) % seeded.sellers.len();
+        let per = seeded.sellers[a].products.len();
+        let x = rng.gen_range(0..per);
+        (
+            a,
+            b,
+            x,
+            (x + 1) % per,
+            rng.gen_range(0..seeded.sellers[b].products.len()),
+        )
+    };
+    for p in [
+        seeded.sellers[a].products[pa1],
+        seeded.sellers[a].products[pa2],
+        seeded.sellers[b].products[pb],
+    ] {
+        let r = http
+            .post(format!("{base}/cart/items"))
+            .bearer_auth(&buyer.token)
+            .json(&json!({"product_id": p, "quantity": 1}))
+            .send()
+            .await?;
+        check(r, "add to cart")?.bytes().await?;
+    }
+    let t = Instant::now();
+    let r = http
+        .post(format!("{base}/checkout"))
+        .bearer_auth(&buyer.token)
+        .header(
+            "Idempotency-Key",
+            format!("step-{client}-{i}-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .json(&json!({"address_id": buyer.address}))
+        .send()
+        .await?;
+    let r = check(r, "checkout")?;
+    r.bytes().await?;
+    Ok(Some(t.elapsed()))
+}
+
+/// What the contention phase saw.
+#[derive(Debug, Default, Clone)]
+pub struct Contention {
+    /// Buyers.
+    pub buyers: usize,
+    /// Checkouts accepted (201).
+    pub accepted: u64,
+    /// Refused for lack of stock (at add or checkout).
+    pub sold_out: u64,
+    /// Other failures.
+    pub failed: u64,
+    /// The first other failure.
+    pub first_failure: Option<String>,
+    /// Checkouts per second while stock lasted, and the checkout latencies.
+    pub stats: Stats,
+}
+
+/// Hundreds of buyers each buy one unit of a random hot product, again and again,
+/// until every hot product is sold out or the time is up.
+async fn contention(
+    http: &reqwest::Client,
+    base: &str,
+    seeded: &Arc<seed::Seeded>,
+    buyers: usize,
+    limit: Duration,
+) -> Result<Contention> {
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sold_out = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let idle = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let t0 = Instant::now();
+    let stats = {
+        let (http, base, seeded) = (http.clone(), base.to_owned(), Arc::clone(seeded));
+        let (accepted, sold_out, idle) = (
+            Arc::clone(&accepted),
+            Arc::clone(&sold_out),
+            Arc::clone(&idle),
+        );
+        let hot_units = seeded.hot.iter().map(|(_, s)| u64::from(*s)).sum::<u64>();
+        load::run(buyers, Duration::ZERO, limit, move |client, i| {
+            let (http, base, seeded) = (http.clone(), base.clone(), Arc::clone(&seeded));
+            let (accepted, sold_out, idle) = (
+                Arc::clone(&accepted),
+                Arc::clone(&sold_out),
+                Arc::clone(&idle),
+            );
+            async move {
+                use std::sync::atomic::Ordering::Relaxed;
+                if accepted.load(Relaxed) >= hot_units || sold_out.load(Relaxed) > 20 * hot_units {
+                    idle.fetch_add(1, Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    anyhow::bail!("done");
+                }
+                let buyer = &seeded.buyers[client % seeded.buyers.len()];
+                let p = seeded.hot[rand::thread_rng().gen_range(0..seeded.hot.len())].0;
+                let r = http
+                    .post(format!("{base}/cart/items"))
+                    .bearer_auth(&buyer.token)
+                    .json(&json!({"product_id": p, "quantity": 1}))
+                    .send()
+                    .await?;
+                let status = r.status();
+                r.bytes().await?;
+                if status.as_u16() == 409 || status.as_u16() == 422 {
+                    sold_out.fetch_add(1, Relaxed);
+                    anyhow::bail!("sold out");
+                }
+                if !status.is_success() {
+                    anyhow::bail!("add: HTTP {status}");
+                }
+                let t = Instant::now();
+                let r = http
+                    .post(format!("{base}/checkout"))
+                    .bearer_auth(&buyer.token)
+                    .header(
+                        "Idempotency-Key",
+                        format!("hot-{client}-{i}-{}", uuid::Uuid::new_v4().simple()),
+                    )
+                    .json(&json!({"address_id": buyer.address}))
+                    .send()
+                    .await?;
+                let status = r.status();
+                r.bytes().await?;
+                let took = t.elapsed();
+                if status.is_success() {
+                    accepted.fetch_add(1, Relaxed);
+                    return Ok(Some(took));
+                }
+                // Whatever failed, the cart starts empty again.
+                let _ = http
+                    .delete(format!("{base}/cart"))
+                    .bearer_auth(&buyer.token)
+                    .send()
+                    .await;
+                if status.as_u16() == 409 {
+                    sold_out.fetch_add(1, Relaxed);
+                    anyhow::bail!("sold out");
+                }
+                anyhow::bail!("checkout: HTTP {status}")
+            }
+        })
+        .await
+    };
+    let mut stats = stats;
+    stats.seconds = t0.elapsed().as_secs_f64();
+    let failures: u64 = stats.errors;
+    use std::sync::atomic::Ordering::Relaxed;
+    let first_failure = stats
+        .first_error
+        .clone()
+        .filter(|e| e != "done" && e != "sold out");
+    Ok(Contention {
+        buyers,
+        accepted: accepted.load(Relaxed),
+        sold_out: sold_out.load(Relaxed),
+        failed: failures
+            .saturating_sub(sold_out.load(Relaxed))
+            .saturating_sub(idle.load(Relaxed)),
+        first_failure,
+        stats,
+    })
+}
+
+/// The invariants after the contention phase.
+#[derive(Debug, Default, Clone)]
+pub struct Invariants {
+    /// Units initially in stock across the hot products.
+    pub initial: u64,
+    /// Units left.
+    pub left: u64,
+    /// Units in orders of hot products.
+    pub sold: u64,
+    /// Lowest stock seen (as read by the store).
+    pub min_stock: i64,
+    /// Orders with hot products.
+    pub orders: u64,
+    /// Orders whose (checkout, seller) pair appeared before.
+    pub duplicates: u64,
+    /// Checkouts holding hot products.
+    pub checkouts: u64,
+}
+
+impl Invariants {
+    /// Whether every invariant holds.
+    pub fn ok(&self, accepted: u64) -> bool {
+        self.min_stock >= 0
+            && self.initial - self.left == self.sold
+            && self.duplicates == 0
+            && self.checkouts == accepted
+    }
+}
+
+async fn invariants(
+    app: &server_warp::App,
+    seeded: &seed::Seeded,
+    _c: &Contention,
+) -> Result<Invariants> {
+    use marketplace_core::Storage;
+    use marketplace_core::order::{OrderKey, OrderQuery};
+    let storage = app.market.storage();
+    let mut inv = Invariants {
+        min_stock: i64::MAX,
+        ..Invariants::default()
+    };
+    for (id, start) in &seeded.hot {
+        let p = storage.product(*id).await?.context("hot product gone")?;
+        inv.initial += u64::from(*start);
+        inv.left += u64::from(p.stock);
+        inv.min_stock = inv.min_stock.min(i64::from(p.stock));
+    }
+    let hot: std::collections::HashSet<_> = seeded.hot.iter().map(|(id, _)| *id).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut checkouts = std::collections::HashSet::new();
+    let mut after = None;
+    loop {
+        let q = OrderQuery {
+            buyer_id: None,
+            seller_id: None,
+            status: None,
+            after,
+            limit: 1000,
+        };
+        let page = storage.list_orders(&q).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(OrderKey {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        for o in &page {
+            let units: u64 = o
+                .items
+                .iter()
+                .filter(|i| hot.contains(&i.product_id))
+                .map(|i| u64::from(i.quantity))
+                .sum();
+            if units == 0 {
+                continue;
+            }
+            inv.orders += 1;
+            inv.sold += units;
+            checkouts.insert(o.checkout_id);
+            if !seen.insert((o.checkout_id, o.seller_id)) {
+                inv.duplicates += 1;
+            }
+        }
+    }
+    inv.checkouts = checkouts.len() as u64;
+    Ok(inv)
+}

@@ -1,0 +1,163 @@
+//! The catalog and the shoppers, created through the library (`app.market`), not
+//! over HTTP: verified sellers with their products, buyers with an address and an
+//! access token, and a few "hot" products for the contention phase.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::{Context, Result};
+use futures::future::try_join_all;
+use marketplace_core::{AddressInput, NewAccount, NewProduct, Principal, ProductId, Role, UserId};
+use serde_json::json;
+use server_warp::extract::Market;
+
+/// Words product titles are made of, so a text search finds 1 in 20.
+pub const WORDS: [&str; 20] = [
+    "lamp", "chair", "table", "mug", "kettle", "scarf", "boots", "clock", "radio", "vase",
+    "pillow", "knife", "bowl", "jacket", "camera", "teapot", "blanket", "basket", "mirror", "rug",
+];
+
+/// The password of every seeded account (hashed at the cheapest cost).
+const PASSWORD: &str = "benchmark password";
+
+/// A seller and its products (ids in creation order).
+#[derive(Clone, Debug)]
+pub struct Seller {
+    /// Its products.
+    pub products: Vec<ProductId>,
+}
+
+/// A buyer ready to shop over HTTP.
+#[derive(Clone, Debug)]
+pub struct Buyer {
+    /// `Authorization: Bearer` token.
+    pub token: String,
+    /// Its (default) address.
+    pub address: String,
+}
+
+/// Everything seeded.
+#[derive(Clone, Debug)]
+pub struct Seeded {
+    /// Sellers of the ordinary catalog.
+    pub sellers: Vec<Seller>,
+    /// Buyers.
+    pub buyers: Vec<Buyer>,
+    /// The hot products of the contention phase (of one extra seller), with their
+    /// starting stock.
+    pub hot: Vec<(ProductId, u32)>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+    Ok(serde_json::from_value(v)?)
+}
+
+async fn seller(market: &Market, n: usize, run: &str) -> Result<UserId> {
+    let email = format!("seller{n}-{run}@bench.example");
+    let user = market
+        .register(parse::<NewAccount>(json!({
+            "email": email, "password": PASSWORD, "role": "seller",
+            "store_name": format!("Store {n}"),
+        }))?)
+        .await?;
+    market.verify_seller_by_email(&email).await?;
+    Ok(user.id)
+}
+
+async fn products(
+    market: &Market,
+    seller: UserId,
+    first: usize,
+    count: usize,
+    stock: u32,
+) -> Result<Vec<ProductId>> {
+    let who = Principal {
+        user_id: seller,
+        role: Role::Seller,
+    };
+    let mut ids = Vec::with_capacity(count);
+    for i in first..first + count {
+        let word = WORDS[i % WORDS.len()];
+        let p = market
+            .create_product(
+                &who,
+                parse::<NewProduct>(json!({
+                    "title": format!("Product {i} {word}"),
+                    "description": format!("A fine {word}, number {i} of the catalog."),
+                    "price": {"amount": 500 + (i as i64 * 37) % 9500, "currency": "USD"},
+                    "stock": stock,
+                }))?,
+            )
+            .await
+            .with_context(|| format!("product {i}"))?;
+        ids.push(p.id);
+    }
+    Ok(ids)
+}
+
+async fn buyer(market: &Market, n: usize, run: &str) -> Result<Buyer> {
+    let email = format!("buyer{n}-{run}@bench.example");
+    let user = market
+        .register(parse::<NewAccount>(json!({
+            "email": email, "password": PASSWORD, "role": "buyer", "name": "Ada",
+        }))?)
+        .await?;
+    let who = Principal {
+        user_id: user.id,
+        role: Role::Buyer,
+    };
+    let address = market
+        .add_address(
+            &who,
+            parse::<AddressInput>(json!({
+                "name": "Ada Buyer", "line1": "1 Main St", "city": "Springfield",
+                "postal_code": "12345", "country": "US", "is_default": true,
+            }))?,
+        )
+        .await?;
+    let tokens = market
+        .login(&email, PASSWORD, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+        .await?;
+    Ok(Buyer {
+        token: tokens.access_token,
+        address: address.id.to_string(),
+    })
+}
+
+/// Seeds `products` products across `sellers` verified sellers (stock large
+/// enough never to run out), `buyers` buyers, and `hot` products of `hot_stock`
+/// units each of one more seller.
+pub async fn seed(
+    market: &Market,
+    sellers: usize,
+    products_total: usize,
+    buyers: usize,
+    hot: usize,
+    hot_stock: u32,
+) -> Result<Seeded> {
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let per = products_total / sellers;
+    let seller_tasks = (0..sellers).map(|n| {
+        let market = market.clone();
+        let run = run.clone();
+        async move {
+            let id = seller(&market, n, &run).await?;
+            let products = products(&market, id, n * per, per, 1_000_000).await?;
+            anyhow::Ok(Seller { products })
+        }
+    });
+    let sellers = try_join_all(seller_tasks).await?;
+
+    let hot_seller = seller(market, sellers.len(), &run).await?;
+    let hot_ids = products(market, hot_seller, products_total, hot, hot_stock).await?;
+
+    let mut all = Vec::with_capacity(buyers);
+    for chunk in (0..buyers).collect::<Vec<_>>().chunks(32) {
+        let batch = chunk.iter().map(|&n| buyer(market, n, &run));
+        all.extend(try_join_all(batch).await?);
+    }
+    Ok(Seeded {
+        sellers,
+        buyers: all,
+        hot: hot_ids.into_iter().map(|id| (id, hot_stock)).collect(),
+    })
+}
