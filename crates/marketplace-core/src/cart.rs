@@ -136,8 +136,20 @@ impl Listing {
     }
 }
 
+/// The error for a request body naming a product that is not listed.
+fn unlisted_product() -> Error {
+    Error::invalid("product_id", "unknown", "no such product is listed")
+}
+
 impl<S: Storage> Marketplace<S> {
+    /// The products with these ids and their sellers, in (at most) two reads.
     pub(crate) async fn listing(&self, ids: &[ProductId]) -> Result<Listing> {
+        if ids.is_empty() {
+            return Ok(Listing {
+                products: HashMap::new(),
+                sellers: HashMap::new(),
+            });
+        }
         let products: HashMap<_, _> = self
             .storage()
             .products(ids)
@@ -145,14 +157,16 @@ impl<S: Storage> Marketplace<S> {
             .into_iter()
             .map(|p| (p.id, p))
             .collect();
-        let mut sellers = HashMap::new();
-        for seller in products.values().map(|p| p.seller_id) {
-            if let std::collections::hash_map::Entry::Vacant(e) = sellers.entry(seller)
-                && let Some(u) = self.storage().user(seller).await?
-            {
-                e.insert(u);
-            }
-        }
+        let mut seller_ids: Vec<_> = products.values().map(|p| p.seller_id).collect();
+        seller_ids.sort_unstable();
+        seller_ids.dedup();
+        let sellers = self
+            .storage()
+            .users(&seller_ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
         Ok(Listing { products, sellers })
     }
 
@@ -160,9 +174,7 @@ impl<S: Storage> Marketplace<S> {
     /// `product_id` field is invalid.
     async fn listed_product(&self, product_id: ProductId) -> Result<ProductView> {
         self.product(product_id).await.map_err(|e| match e {
-            Error::NotFound(_) => {
-                Error::invalid("product_id", "unknown", "no such product is listed")
-            }
+            Error::NotFound(_) => unlisted_product(),
             e => e,
         })
     }
@@ -186,6 +198,11 @@ impl<S: Storage> Marketplace<S> {
     pub(crate) async fn cart_view(&self, cart: &Cart) -> Result<CartView> {
         let ids: Vec<_> = cart.lines.iter().map(|l| l.product_id).collect();
         let listing = self.listing(&ids).await?;
+        self.priced(cart, &listing)
+    }
+
+    /// Prices `cart` against products (and sellers) already read.
+    fn priced(&self, cart: &Cart, listing: &Listing) -> Result<CartView> {
         let now = self.now();
         let currency = self.inner.config.currency;
         let mut groups: BTreeMap<UserId, SellerGroup> = BTreeMap::new();
@@ -251,19 +268,25 @@ impl<S: Storage> Marketplace<S> {
     }
 
     /// Applies `change` to the buyer's cart with compare-and-swap, retrying when a
-    /// concurrent change came first.
+    /// concurrent change came first. `change` sees the cart's products (and
+    /// `adding`, a product about to join it) as read with the cart; the cart
+    /// returned is priced from that same read.
     async fn change_cart(
         &self,
         who: &Principal,
-        mut change: impl FnMut(&mut Cart) -> Result<()>,
+        adding: Option<ProductId>,
+        mut change: impl FnMut(&mut Cart, &Listing) -> Result<()>,
     ) -> Result<CartView> {
         loop {
             let mut cart = self.storage().cart(who.user_id).await?;
+            let mut ids: Vec<_> = cart.lines.iter().map(|l| l.product_id).collect();
+            ids.extend(adding.filter(|id| !ids.contains(id)));
+            let listing = self.listing(&ids).await?;
             let expected = cart.version;
-            change(&mut cart)?;
+            change(&mut cart, &listing)?;
             cart.version = expected + 1;
             match self.storage().save_cart(&cart, expected).await {
-                Ok(()) => return self.cart_view(&cart).await,
+                Ok(()) => return self.priced(&cart, &listing),
                 Err(StorageError::Precondition(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -292,10 +315,10 @@ impl<S: Storage> Marketplace<S> {
     ) -> Result<CartView> {
         self.shopping_account(who).await?;
         self.check_quantity(quantity)?;
-        let product = self.listed_product(product_id).await?;
         let limits = self.inner.config.limits.clone();
         let now = self.now();
-        self.change_cart(who, |cart| {
+        self.change_cart(who, Some(product_id), |cart, listing| {
+            let product = listing.sellable(product_id).ok_or_else(unlisted_product)?;
             let existing = cart.lines.iter().position(|l| l.product_id == product_id);
             let new_quantity = existing
                 .map_or(0, |i| cart.lines[i].quantity)
@@ -342,7 +365,7 @@ impl<S: Storage> Marketplace<S> {
     ) -> Result<CartView> {
         self.shopping_account(who).await?;
         self.check_quantity(quantity)?;
-        self.change_cart(who, |cart| {
+        self.change_cart(who, None, |cart, _| {
             let line = cart
                 .lines
                 .iter_mut()
@@ -361,7 +384,7 @@ impl<S: Storage> Marketplace<S> {
         product_id: ProductId,
     ) -> Result<CartView> {
         self.require(who, Role::Buyer)?;
-        self.change_cart(who, |cart| {
+        self.change_cart(who, None, |cart, _| {
             let before = cart.lines.len();
             cart.lines.retain(|l| l.product_id != product_id);
             if cart.lines.len() == before {
@@ -375,7 +398,7 @@ impl<S: Storage> Marketplace<S> {
     /// Empties the cart.
     pub async fn clear_cart(&self, who: &Principal) -> Result<CartView> {
         self.require(who, Role::Buyer)?;
-        self.change_cart(who, |cart| {
+        self.change_cart(who, None, |cart, _| {
             cart.lines.clear();
             Ok(())
         })

@@ -14,7 +14,7 @@ use crate::notify::Notification;
 use crate::order::{Order, OrderItem, OrderStatus, StatusChange};
 use crate::outbox::OutboxMessage;
 use crate::storage::Storage;
-use crate::user::{Principal, Role};
+use crate::user::{Principal, Role, User};
 
 /// A checkout request as a client sends it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -125,32 +125,78 @@ impl<S: Storage> Marketplace<S> {
             return Err(Error::Forbidden("verify your email address first"));
         }
         let request_hash = token_hash(&format!("checkout:{:?}", request.address_id));
-        if let Some(done) = self
-            .storage()
-            .checkout_by_key(who.user_id, idempotency_key)
-            .await?
+        // The idempotency key is not looked up first: the commit claims it
+        // atomically and reports a replay. Only a request refused before the
+        // commit (its cart emptied or changed by the first attempt, say) asks
+        // whether the key already produced a checkout.
+        let plan = match self
+            .plan_checkout(who, &buyer, idempotency_key, &request_hash, request)
+            .await
         {
-            return self.replay(done, &request_hash).await;
-        }
-
-        let cart = self.storage().cart(who.user_id).await?;
-        if cart.lines.is_empty() {
-            // A concurrent request with the same key may have committed (and
-            // emptied the cart) since the key was looked up above.
-            if let Some(done) = self
-                .storage()
-                .checkout_by_key(who.user_id, idempotency_key)
-                .await?
-            {
-                return self.replay(done, &request_hash).await;
+            Ok(plan) => plan,
+            Err(
+                refused @ (Error::Conflict { .. }
+                | Error::Validation(_)
+                | Error::InsufficientStock(_)),
+            ) => {
+                return match self
+                    .storage()
+                    .checkout_by_key(who.user_id, idempotency_key)
+                    .await?
+                {
+                    Some(done) => self.replay(done, &request_hash).await,
+                    None => Err(refused),
+                };
             }
+            Err(e) => return Err(e),
+        };
+        let checkout_id = plan.checkout_id;
+
+        match self.retry(|| self.storage().commit_checkout(&plan)).await? {
+            CheckoutOutcome::Committed => Ok(Checkout {
+                checkout_id,
+                orders: plan.orders,
+                replayed: false,
+            }),
+            CheckoutOutcome::Replayed(done) => self.replay(done, &request_hash).await,
+            CheckoutOutcome::Short(items) => Err(Error::InsufficientStock(items)),
+            CheckoutOutcome::CartChanged => {
+                // A concurrent request with the same key may have won the race.
+                match self
+                    .storage()
+                    .checkout_by_key(who.user_id, idempotency_key)
+                    .await?
+                {
+                    Some(done) => self.replay(done, &request_hash).await,
+                    None => Err(Error::conflict(
+                        "cart_changed",
+                        "the cart changed or was already checked out; review it and try again",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Reads the cart, the address and the products, and computes everything the
+    /// checkout would write; refuses an empty cart, an unknown address or any
+    /// short item (all of them listed).
+    async fn plan_checkout(
+        &self,
+        who: &Principal,
+        buyer: &User,
+        idempotency_key: &str,
+        request_hash: &str,
+        request: CheckoutRequest,
+    ) -> Result<CheckoutPlan> {
+        let cart = self.storage().cart(buyer.id).await?;
+        if cart.lines.is_empty() {
             return Err(Error::conflict("cart_empty", "the cart is empty"));
         }
         let address = match request.address_id {
             Some(id) => self.own_address(who, id).await.ok(),
             None => self
                 .storage()
-                .addresses(who.user_id)
+                .addresses(buyer.id)
                 .await?
                 .into_iter()
                 .find(|a| a.is_default),
@@ -238,7 +284,7 @@ impl<S: Storage> Marketplace<S> {
             });
         }
         let mut outbox = vec![self.render(&Notification::OrderConfirmation {
-            buyer: &buyer,
+            buyer,
             checkout_id,
             orders: &orders,
         })?];
@@ -247,11 +293,11 @@ impl<S: Storage> Marketplace<S> {
                 outbox.push(self.render(&Notification::NewOrder { seller, order })?);
             }
         }
-        let plan = CheckoutPlan {
+        Ok(CheckoutPlan {
             checkout_id,
             buyer_id: buyer.id,
             idempotency_key: idempotency_key.to_owned(),
-            request_hash: request_hash.clone(),
+            request_hash: request_hash.to_owned(),
             cart_version: cart.version,
             reservations: reservations
                 .into_iter()
@@ -263,31 +309,7 @@ impl<S: Storage> Marketplace<S> {
             orders,
             outbox,
             created_at: now,
-        };
-
-        match self.retry(|| self.storage().commit_checkout(&plan)).await? {
-            CheckoutOutcome::Committed => Ok(Checkout {
-                checkout_id,
-                orders: plan.orders,
-                replayed: false,
-            }),
-            CheckoutOutcome::Replayed(done) => self.replay(done, &request_hash).await,
-            CheckoutOutcome::Short(items) => Err(Error::InsufficientStock(items)),
-            CheckoutOutcome::CartChanged => {
-                // A concurrent request with the same key may have won the race.
-                match self
-                    .storage()
-                    .checkout_by_key(who.user_id, idempotency_key)
-                    .await?
-                {
-                    Some(done) => self.replay(done, &request_hash).await,
-                    None => Err(Error::conflict(
-                        "cart_changed",
-                        "the cart changed or was already checked out; review it and try again",
-                    )),
-                }
-            }
-        }
+        })
     }
 
     async fn replay(&self, done: CheckoutRecord, request_hash: &str) -> Result<Checkout> {

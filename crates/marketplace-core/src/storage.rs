@@ -136,6 +136,16 @@ pub trait Storage: Send + Sync + 'static {
     /// The user with this id.
     async fn user(&self, id: UserId) -> StorageResult<Option<User>>;
 
+    /// The users with these ids that exist, in any order (one query where the
+    /// backend can; the provided version asks for each in turn).
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.user(*id).await?);
+        }
+        Ok(found)
+    }
+
     /// The user with this (lower-cased) email.
     async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>>;
 
@@ -409,6 +419,10 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
 
     async fn user(&self, id: UserId) -> StorageResult<Option<User>> {
         (**self).user(id).await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        (**self).users(ids).await
     }
 
     async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {

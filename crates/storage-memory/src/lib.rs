@@ -118,6 +118,15 @@ impl Storage for MemoryStorage {
         Ok(self.lock().users.get(&id).cloned())
     }
 
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.users.get(id))
+            .cloned()
+            .collect())
+    }
+
     async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {
         let s = self.lock();
         Ok(s.emails.get(email).and_then(|id| s.users.get(id)).cloned())

@@ -284,6 +284,18 @@ impl Storage for MongoStorage {
             .transpose()
     }
 
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Bson> = ids.iter().map(|id| uuid(id.0)).collect();
+        Self::find_all(&self.users, doc! { "_id": { "$in": ids } }, None, None)
+            .await?
+            .iter()
+            .map(accounts::user_from)
+            .collect()
+    }
+
     async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {
         self.users
             .find_one(doc! { "email": email })

@@ -193,6 +193,16 @@ impl Storage for PgStore {
             .transpose()
     }
 
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+        let rows = sqlx::query("SELECT * FROM users WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(e)?;
+        codec::all(&rows, codec::user)
+    }
+
     async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE lower(email) = lower($1)")
             .bind(email)

@@ -311,6 +311,20 @@ impl Storage for SqliteStore {
             .transpose()
     }
 
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM users WHERE id IN (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(id.0);
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(e)?;
+        codec::all(&rows, codec::user)
+    }
+
     async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE lower(email) = lower(?1)")
             .bind(email)
