@@ -810,7 +810,18 @@ impl Storage for PgStore {
             ProductSort::PriceDesc => " ORDER BY p.price_amount DESC, p.id DESC",
         });
         qb.push(" LIMIT ").push_bind(i64::from(q.limit));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(e)?;
+        // A search pattern or a price range changes the best plan with its value: a
+        // prepared statement's generic plan cannot know that `%lamp%` matches one
+        // product in 20 and sorts every product in the price range (24 ms instead
+        // of 1 ms on a 10,000-product catalog). Such queries are planned with their
+        // values each time; plain pages keep their prepared statements.
+        let persistent = q.text.is_none() && q.min_price.is_none() && q.max_price.is_none();
+        let rows = qb
+            .build()
+            .persistent(persistent)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(e)?;
         codec::all(&rows, codec::product)
     }
 
