@@ -10,7 +10,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -47,6 +48,10 @@ struct State {
     addresses: Vec<Address>,
     categories: HashMap<CategoryId, Category>,
     products: HashMap<ProductId, Product>,
+    /// The catalog's two sort orders, so a page walks an order and stops after
+    /// `limit` matches instead of filtering the whole catalog.
+    newest: BTreeSet<(DateTime<Utc>, ProductId)>,
+    by_price: BTreeSet<(i64, ProductId)>,
     carts: HashMap<UserId, Cart>,
     wishlists: HashMap<UserId, Vec<WishlistEntry>>,
     checkouts: HashMap<(UserId, String), CheckoutRecord>,
@@ -59,6 +64,16 @@ impl State {
         for m in messages {
             self.outbox.insert(m.id, m.clone());
         }
+    }
+
+    /// Stores `product`, keeping the sort orders in step.
+    fn put_product(&mut self, product: &Product) {
+        if let Some(old) = self.products.insert(product.id, product.clone()) {
+            self.newest.remove(&(old.created_at, old.id));
+            self.by_price.remove(&(old.price.amount, old.id));
+        }
+        self.newest.insert((product.created_at, product.id));
+        self.by_price.insert((product.price.amount, product.id));
     }
 
     fn revoke_user_tokens(&mut self, user: UserId) {
@@ -436,7 +451,7 @@ impl Storage for MemoryStorage {
         {
             return Err(StorageError::Precondition("unknown category".into()));
         }
-        s.products.insert(product.id, product.clone());
+        s.put_product(product);
         Ok(())
     }
 
@@ -461,44 +476,42 @@ impl Storage for MemoryStorage {
         {
             return Err(StorageError::Precondition("unknown category".into()));
         }
-        let current = s
-            .products
-            .get_mut(&product.id)
-            .ok_or(StorageError::NotFound)?;
+        let current = s.products.get(&product.id).ok_or(StorageError::NotFound)?;
         if current.version != expected_version {
             return Err(StorageError::Precondition("product version changed".into()));
         }
-        *current = product.clone();
+        s.put_product(product);
         Ok(())
     }
 
     async fn list_products(&self, q: &ProductQuery) -> StorageResult<Vec<Product>> {
         let s = self.lock();
-        let mut found: Vec<&Product> = s
-            .products
-            .values()
+        let ids: Box<dyn Iterator<Item = ProductId> + '_> = match (q.sort, &q.after) {
+            (ProductSort::Newest, None) => Box::new(s.newest.iter().rev().map(|k| k.1)),
+            (ProductSort::Newest, Some(k)) => {
+                Box::new(s.newest.range(..(k.created_at, k.id)).rev().map(|k| k.1))
+            }
+            (ProductSort::PriceAsc, None) => Box::new(s.by_price.iter().map(|k| k.1)),
+            (ProductSort::PriceAsc, Some(k)) => Box::new(
+                s.by_price
+                    .range((Bound::Excluded((k.price, k.id)), Bound::Unbounded))
+                    .map(|k| k.1),
+            ),
+            (ProductSort::PriceDesc, None) => Box::new(s.by_price.iter().rev().map(|k| k.1)),
+            (ProductSort::PriceDesc, Some(k)) => {
+                Box::new(s.by_price.range(..(k.price, k.id)).rev().map(|k| k.1))
+            }
+        };
+        Ok(ids
+            .filter_map(|id| s.products.get(&id))
             .filter(|p| q.matches(p))
-            .filter(|p| q.after.as_ref().is_none_or(|k| q.is_after(p, k)))
             .filter(|p| {
                 !q.public_only
                     || (p.is_sellable() && s.users.get(&p.seller_id).is_some_and(User::is_selling))
             })
-            .collect();
-        // Select the page before cloning: a catalog page copies `limit` products,
-        // not every product that matches.
-        let limit = q.limit as usize;
-        if found.len() > limit {
-            let order = |a: &&Product, b: &&Product| match q.sort {
-                ProductSort::Newest => (b.created_at, b.id).cmp(&(a.created_at, a.id)),
-                ProductSort::PriceAsc => (a.price.amount, a.id).cmp(&(b.price.amount, b.id)),
-                ProductSort::PriceDesc => (b.price.amount, b.id).cmp(&(a.price.amount, a.id)),
-            };
-            found.select_nth_unstable_by(limit, order);
-            found.truncate(limit);
-        }
-        let mut v: Vec<Product> = found.into_iter().cloned().collect();
-        q.sort_products(&mut v);
-        Ok(v)
+            .take(q.limit as usize)
+            .cloned()
+            .collect())
     }
 
     async fn cart(&self, buyer: UserId) -> StorageResult<Cart> {
