@@ -328,6 +328,11 @@ pub async fn postgres_schema(test: &str) -> Option<PgSchema> {
     };
     let schema = format!("mkt_e2e_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+    // The catalog's trigram indexes need pg_trgm: installed once in `public`, it
+    // never belongs to (and never goes away with) a test's schema.
+    let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+        .execute(&mut conn)
+        .await;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
         .execute(&mut conn)
         .await

@@ -29,6 +29,10 @@
 //! unique emails, category names (case-insensitively) and idempotency keys per
 //! buyer, at most one default address per user, and foreign keys (a category in
 //! use cannot be deleted). Every listing has an index matching its keyset order.
+//! On PostgreSQL, catalog text search (`ILIKE '%term%'`) is served by trigram
+//! indexes: the migrations install the `pg_trgm` extension when it is missing
+//! (a trusted extension: the database owner may), and carry on without those
+//! indexes, with a notice, where it cannot be installed.
 //!
 //! No sqlx type appears in this crate's API: callers see `marketplace-core`'s
 //! types and [`StorageError`] only.

@@ -318,3 +318,42 @@ async fn sqlite_stores_opening_a_new_file_at_once_all_connect() {
         storage.close().await;
     }
 }
+
+/// The catalog search's `ILIKE '%term%'` on title and description can be served
+/// by the trigram indexes of the second migration (where pg_trgm is available,
+/// as on every PostgreSQL that ships its contrib modules).
+#[tokio::test]
+async fn postgres_catalog_search_can_use_trigram_indexes() {
+    let Some(g) = common::postgres().await else {
+        return;
+    };
+    let mut c = sqlx::PgConnection::connect(&g.url).await.unwrap();
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes \
+         WHERE schemaname = current_schema() AND tablename = 'products' \
+         AND indexname LIKE '%trgm%' ORDER BY indexname",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        ["products_description_trgm_idx", "products_title_trgm_idx"]
+    );
+    // With sequential scans ruled out, the store's search predicate must still
+    // find a plan: through the trigram indexes, not a scan.
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT p.id FROM products p \
+         WHERE (p.title ILIKE '%zebra%' ESCAPE '\\' OR p.description ILIKE '%zebra%' ESCAPE '\\')",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("products_title_trgm_idx"), "{plan}");
+    assert!(plan.contains("products_description_trgm_idx"), "{plan}");
+}

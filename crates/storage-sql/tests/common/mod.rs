@@ -141,6 +141,11 @@ pub async fn postgres() -> Option<Guarded<DropSchema>> {
     let url = postgres_url()?;
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     drop_stale_schemas(&mut admin).await;
+    // The catalog's trigram indexes need pg_trgm: installed once in `public`, it
+    // never belongs to (and never goes away with) a test's schema.
+    let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+        .execute(&mut admin)
+        .await;
     let schema = format!("{SCHEMA_PREFIX}{}_{}", now_secs(), Uuid::new_v4().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
         .execute(&mut admin)
