@@ -1,6 +1,7 @@
 //! Test harness: a real `marketplace-server` stack bound to `127.0.0.1:0` in the
-//! test process, a small JSON client to drive it as outside clients do, and a real
-//! SMTP server for the email tests ([`smtp`]).
+//! test process, a small JSON client to drive it as outside clients do, servers in
+//! OS processes of their own for tests that kill one or run two ([`process`]), and
+//! a real SMTP server for the email tests ([`smtp`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -13,6 +14,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server_warp::{App, Settings};
 
+pub mod process;
 pub mod smtp;
 
 /// A server running in this process.

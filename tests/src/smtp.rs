@@ -2,7 +2,8 @@
 //! `tests/smtp/smtp_server.py` as a child process on a free loopback port, with a
 //! throw-away CA and server certificate made at test time (STARTTLS) and a login
 //! (AUTH, only over TLS). Every message it accepts lands as a JSON file in a
-//! folder the tests read back.
+//! folder the tests read back ([`SmtpServer::received`]), and so does every
+//! recipient it refuses ([`SmtpServer::refused`]).
 //!
 //! When no Python with aiosmtpd is found, [`SmtpServer::start`] prints a loud
 //! notice and returns `None` so the test can skip; under CI (`CI` set) it panics
@@ -23,6 +24,9 @@ use tokio::process::{Child, Command};
 pub const SMTP_USER: &str = "mailer@shop.test";
 /// Its password.
 pub const SMTP_PASSWORD: &str = "s3cret-app-password";
+/// Another login, accepted with the same password when
+/// [`SmtpOptions::other_logins`] names it: a second sender the server tells apart.
+pub const SECOND_SMTP_USER: &str = "second-mailer@shop.test";
 
 /// How the test server behaves.
 #[derive(Clone, Debug)]
@@ -33,10 +37,20 @@ pub struct SmtpOptions {
     pub implicit_tls: bool,
     /// Require `AUTH` as [`SMTP_USER`] / [`SMTP_PASSWORD`].
     pub auth: bool,
+    /// With `auth`: more logins accepted with [`SMTP_PASSWORD`], so that senders
+    /// can be told apart by [`Received::auth_login`].
+    pub other_logins: Vec<String>,
     /// Recipients starting with this get `550 5.1.1 User unknown`.
     pub reject_prefix: String,
+    /// Recipients starting with this get `451 4.3.0` (try again later), every
+    /// time: a message to them can never be delivered, only retried.
+    pub tempfail_prefix: String,
     /// Seconds the server waits before accepting each message.
     pub delay: f64,
+    /// With `auth`: hold every message, before accepting it, until this many
+    /// different logins have each begun one (at most 10 s; 0: never hold). Two
+    /// senders are then sending at the same time however the work fell to them.
+    pub hold_until_senders: usize,
 }
 
 impl Default for SmtpOptions {
@@ -46,8 +60,11 @@ impl Default for SmtpOptions {
             starttls: true,
             implicit_tls: false,
             auth: true,
+            other_logins: Vec::new(),
             reject_prefix: "reject".to_owned(),
+            tempfail_prefix: "tempfail".to_owned(),
             delay: 0.0,
+            hold_until_senders: 0,
         }
     }
 }
@@ -77,6 +94,22 @@ pub struct Received {
     pub text: Option<String>,
     /// Decoded `text/html` part.
     pub html: Option<String>,
+    /// When the server accepted it (seconds since the Unix epoch).
+    pub received_at: f64,
+}
+
+/// One recipient the server refused (`550` or `451`): one delivery attempt that
+/// failed.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Refusal {
+    /// The refused address.
+    pub rcpt: String,
+    /// The reply code (`550`, `451`).
+    pub code: u16,
+    /// Who was logged in, if anyone.
+    pub login: Option<String>,
+    /// When (seconds since the Unix epoch, the clock of [`Received::received_at`]).
+    pub at: f64,
 }
 
 impl Received {
@@ -201,14 +234,25 @@ impl SmtpServer {
         self.dir.path().join("received")
     }
 
+    fn refused_dir(&self) -> PathBuf {
+        self.dir.path().join("refused")
+    }
+
     async fn spawn(&mut self) {
         let mut cmd = Command::new(&self.python);
         cmd.arg(script())
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .arg("--maildir")
             .arg(self.maildir())
+            .arg("--refused-dir")
+            .arg(self.refused_dir())
             .args(["--reject-prefix", &self.options.reject_prefix])
-            .args(["--delay", &self.options.delay.to_string()]);
+            .args(["--tempfail-prefix", &self.options.tempfail_prefix])
+            .args(["--delay", &self.options.delay.to_string()])
+            .args([
+                "--hold-until-senders",
+                &self.options.hold_until_senders.to_string(),
+            ]);
         if self.options.starttls {
             cmd.arg("--cert")
                 .arg(self.dir.path().join("cert.pem"))
@@ -220,6 +264,9 @@ impl SmtpServer {
         }
         if self.options.auth {
             cmd.args(["--user", SMTP_USER, "--password", SMTP_PASSWORD]);
+            for login in &self.options.other_logins {
+                cmd.args(["--user", login]);
+            }
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -256,18 +303,12 @@ impl SmtpServer {
 
     /// Every message received so far, oldest first.
     pub fn received(&self) -> Vec<Received> {
-        let Ok(entries) = std::fs::read_dir(self.maildir()) else {
-            return Vec::new();
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-            .collect()
+        read_records(&self.maildir())
+    }
+
+    /// Every recipient refused so far, oldest first.
+    pub fn refused(&self) -> Vec<Refusal> {
+        read_records(&self.refused_dir())
     }
 
     /// Waits until at least `n` messages arrived (panics after `within`).
@@ -285,6 +326,33 @@ impl SmtpServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The `MAIL*` variables that point a `marketplace-server` process at this
+    /// server, logged in as `login` (also the sender) when it requires a login:
+    /// `MAIL_SERVER` and `MAIL_PORT` on loopback, STARTTLS or TLS from the first
+    /// byte as the server speaks, and the throw-away CA as `MAIL_CA_CERT`.
+    pub fn mail_env(&self, login: &str) -> Vec<(&'static str, String)> {
+        let ca = self.dir.path().join("ca.pem");
+        std::fs::write(&ca, &self.ca_pem).unwrap();
+        let mut vars = vec![
+            ("MAIL", login.to_owned()),
+            ("MAIL_SERVER", "127.0.0.1".to_owned()),
+            ("MAIL_PORT", self.port.to_string()),
+            (
+                "MAIL_STARTTLS",
+                (self.options.starttls && !self.options.implicit_tls).to_string(),
+            ),
+            (
+                "MAIL_SSL_TLS",
+                (self.options.starttls && self.options.implicit_tls).to_string(),
+            ),
+            ("MAIL_CA_CERT", ca.display().to_string()),
+        ];
+        if self.options.auth {
+            vars.push(("MAIL_PASSWORD", SMTP_PASSWORD.to_owned()));
+        }
+        vars
     }
 
     /// How a mailer reaches it: `127.0.0.1:<port>`, STARTTLS required when the
@@ -305,4 +373,20 @@ impl SmtpServer {
             .trusting_pem(self.ca_pem.clone())
             .with_timeout(Duration::from_secs(10))
     }
+}
+
+/// The JSON records in `dir`, oldest first (their names start with the time).
+fn read_records<T: serde::de::DeserializeOwned>(dir: &Path) -> Vec<T> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
 }

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,83 +14,29 @@ use marketplace_core::{
     AddressInput, AuthConfig, Config, HashCost, JwtSecret, Marketplace, NewAccount, NewProduct,
     Principal, Role, Storage,
 };
+use marketplace_e2e::process::{SECRET, ServerProcess, free_port};
 use marketplace_e2e::{audit, postgres_schema};
 use serde_json::json;
 use storage_sql::SqlOptions;
 
-const SECRET: &str = "crash-test-secret-of-at-least-32-bytes!!";
 const BUYERS: usize = 200;
 const STOCK: u32 = 40;
 
-/// The server process of the crash tests: started by them with the database and
-/// address in the environment; does nothing when run any other way.
+/// The server process the crash tests start and kill ([`marketplace_e2e::process`]).
 #[tokio::test]
 #[ignore = "the server process the crash tests start and kill"]
 async fn server_process() {
-    let (Ok(url), Ok(listen), Ok(media)) = (
-        std::env::var("CRASH_CHILD_DATABASE_URL"),
-        std::env::var("CRASH_CHILD_LISTEN"),
-        std::env::var("CRASH_CHILD_MEDIA"),
-    ) else {
-        return;
-    };
-    let mut settings = server_warp::Settings::default();
-    settings.database_url = url;
-    settings.listen = listen.parse().unwrap();
-    settings.media_dir = media.into();
-    settings.jwt_secret = Some(SECRET.into());
-    settings.hash_cost = HashCost::FAST_INSECURE;
-    settings.outbox_poll = Duration::ZERO;
-    server_warp::run(settings, std::future::pending())
-        .await
-        .unwrap();
+    marketplace_e2e::process::serve().await;
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(url: &str, port: u16, media: &std::path::Path) -> Server {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "server_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CRASH_CHILD_DATABASE_URL", url)
-        .env("CRASH_CHILD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CRASH_CHILD_MEDIA", media)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Server { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server process did not become ready");
+/// A server process on `url` (no mail worker), listening on `port`.
+async fn start(url: &str, port: u16, media: &std::path::Path) -> ServerProcess {
+    let vars = [
+        ("DATABASE_URL", url.to_owned()),
+        ("MARKETPLACE_MEDIA_DIR", media.display().to_string()),
+        ("MARKETPLACE_OUTBOX_POLL_MS", "0".to_owned()),
+    ];
+    ServerProcess::start(port, &vars).await
 }
 
 async fn crash_and_recover(url: &str) {
@@ -208,8 +153,7 @@ async fn crash_and_recover(url: &str) {
     while done.load(std::sync::atomic::Ordering::SeqCst) < BUYERS / 4 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    server.kill(); // SIGKILL
     let mut answered = 0;
     let mut cut = 0;
     for t in tasks {
@@ -270,8 +214,7 @@ async fn crash_and_recover(url: &str) {
         retried.get(&200).copied().unwrap_or(0) + retried.get(&201).copied().unwrap_or(0)
     );
     let mut server = server;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
     eprintln!(
         "crash on {}: {answered} answered and {cut} cut off by SIGKILL, {committed} committed before it; \
          after restart {retried:?}; {} checkouts, {} orders, {} units sold in all",

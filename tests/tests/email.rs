@@ -1,11 +1,27 @@
 //! Email end to end: the marketplace's outbox delivered through `SmtpMailer` to a
-//! real SMTP server (aiosmtpd on loopback, STARTTLS with a throw-away CA, AUTH),
-//! which records every message it accepts. Messages are counted by `Message-ID`
-//! (the outbox id) at the server.
+//! real SMTP server (aiosmtpd on loopback, `tests/smtp/smtp_server.py`: STARTTLS
+//! with a throw-away CA, AUTH), which records every message it accepts and every
+//! recipient it refuses. Messages are counted by `Message-ID` (the outbox id) at
+//! the server; the tests skip, loudly, when no Python with aiosmtpd is found
+//! (never under `CI`).
 //!
-//! The store is the shared in-memory one: "two workers" are two independent
-//! `OutboxWorker`s with their own SMTP connections on one store, as two server
-//! processes would share a SQL database (no SQL store on this branch yet).
+//! Most tests run the server in this process on a SQLite file of their own
+//! ([`server`]) and drive the outbox with `OutboxWorker`s they start themselves:
+//! one or two workers with their own SMTP connections, running rounds or running
+//! in the background. One test runs the server as the binary does
+//! (`server_warp::run`, its own worker), in this process. Two start two OS
+//! processes of the server ([`marketplace_e2e::process`]), configured only by the
+//! binary's variables (`MAIL*`, `DATABASE_URL`...), whose workers share one
+//! database: a SQLite file, and PostgreSQL when `TEST_POSTGRES_URL` is set.
+//!
+//! What they show: the mails of a checkout go to the right people once each, with
+//! seller text escaped in HTML; an outage or a recipient answered `451` delays
+//! mail and never loses it, retrying with backoff up to the limit and then
+//! keeping it dead for an admin to retry; a recipient refused with `550` dies at
+//! once; neither blocks the rest; workers, threads or processes, never send a
+//! message twice, not even with leases running out mid-send or at shutdown; and
+//! the mailer never gives up TLS. (The development mailer, used when `MAIL` is
+//! unset, is tested beside it in `marketplace-core`'s `mailer.rs`.)
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{HashMap, HashSet};
@@ -16,8 +32,9 @@ use marketplace_core::outbox::OutboxQuery;
 use marketplace_core::{
     DeliveryPolicy, MailError, Mailer, MessageId, OutboxMessage, OutboxStatus, OutboxWorker,
 };
-use marketplace_e2e::smtp::{Received, SMTP_USER, SmtpOptions, SmtpServer};
-use marketplace_e2e::{Session, TestServer};
+use marketplace_e2e::process::{ServerProcess, free_port};
+use marketplace_e2e::smtp::{Received, SECOND_SMTP_USER, SMTP_USER, SmtpOptions, SmtpServer};
+use marketplace_e2e::{Session, TestServer, audit, postgres_schema};
 use marketplace_smtp::{SmtpConfig, SmtpMailer, TlsMode};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -491,6 +508,391 @@ async fn two_workers_never_send_a_message_twice() {
     assert_eq!(counts.len(), total);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
     println!("two workers delivered {per_worker:?} = {total} messages, 0 duplicates");
+}
+
+/// The server process of the multi-process tests ([`marketplace_e2e::process`]).
+#[tokio::test]
+#[ignore = "the server process the multi-process email tests start"]
+async fn server_process() {
+    marketplace_e2e::process::serve().await;
+}
+
+/// The bootstrap admin of the server processes.
+const PROCESS_ADMIN: &str = "admin@example.com";
+
+/// A server process on the database at `url` whose mail worker polls every 20 ms
+/// and logs in to `smtp` as `login` (also its sender), with the bootstrap admin
+/// [`PROCESS_ADMIN`]; configured only by the variables of the binary.
+async fn mail_process(
+    url: &str,
+    smtp: &SmtpServer,
+    login: &str,
+    media: &std::path::Path,
+) -> ServerProcess {
+    let mut vars = smtp.mail_env(login);
+    vars.extend([
+        ("DATABASE_URL", url.to_owned()),
+        ("MARKETPLACE_MEDIA_DIR", media.display().to_string()),
+        ("MARKETPLACE_OUTBOX_POLL_MS", "20".to_owned()),
+        ("MARKETPLACE_ADMIN_EMAIL", PROCESS_ADMIN.to_owned()),
+        ("MARKETPLACE_ADMIN_PASSWORD", "correct horse".to_owned()),
+    ]);
+    ServerProcess::start(free_port(), &vars).await
+}
+
+/// `POST /api/v1/checkout` on `p` with a fresh `Idempotency-Key`; the reply.
+async fn checkout_on(p: &ServerProcess, buyer: &Session, address: &str) -> marketplace_e2e::Reply {
+    let r = p
+        .http
+        .post(format!("{}/api/v1/checkout", p.base))
+        .bearer_auth(&buyer.token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"address_id": address}))
+        .send()
+        .await
+        .unwrap();
+    TestServer::read(r).await
+}
+
+/// Two `marketplace-server` processes on the database at `url`, each with its
+/// own mail worker logging in to the SMTP server as its own `MAIL` user. Mail is
+/// made through the HTTP API of both (each buyer registers on one and checks out
+/// on the other) while both workers poll; the SMTP server holds the first
+/// messages until both logins are sending, so the two workers certainly overlap.
+/// Afterwards every outbox message arrived exactly once (by Message-ID), is
+/// `delivered` after one attempt with no claim left, both processes sent some,
+/// and the store passes the checkout audit.
+async fn two_processes_send_each_message_once(url: &str, backend: &str) {
+    const BUYERS: usize = 16;
+    const STOCK: u32 = 100;
+    let options = SmtpOptions {
+        other_logins: vec![SECOND_SMTP_USER.to_owned()],
+        hold_until_senders: 2,
+        ..SmtpOptions::default()
+    };
+    let Some(smtp) = SmtpServer::start(options).await else {
+        return;
+    };
+    let media = tempfile::tempdir().unwrap();
+    let logins = [SMTP_USER, SECOND_SMTP_USER];
+    let mut procs = Vec::new();
+    for login in logins {
+        procs.push(mail_process(url, &smtp, login, media.path()).await);
+    }
+    let (store, _) = server_warp::config::open_storage(url, &storage_sql::SqlOptions::default())
+        .await
+        .unwrap();
+
+    let admin = procs[0].login(PROCESS_ADMIN, "correct horse").await;
+    let mut products = Vec::new();
+    for s in 0..2 {
+        let (home, other) = (&procs[s % 2], &procs[(s + 1) % 2]);
+        let email = format!("seller{s}@example.com");
+        let r = home
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": "correct horse", "role": "seller", "store_name": format!("Store {s}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let id = r.body["id"].as_str().unwrap();
+        let v = other
+            .post(
+                &format!("/api/v1/admin/sellers/{id}/verify"),
+                Some(&admin.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{:?}", v.body);
+        let seller = other.login(&email, "correct horse").await;
+        let p = home
+            .post(
+                "/api/v1/seller/products",
+                Some(&seller.token),
+                json!({"title": format!("Item {s}"), "description": "d", "price": {"amount": 500 + s, "currency": "USD"}, "stock": STOCK}),
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{:?}", p.body);
+        products.push(p.body["id"].as_str().unwrap().to_owned());
+    }
+    for i in 0..BUYERS {
+        let (home, shop) = (&procs[i % 2], &procs[(i + 1) % 2]);
+        let email = format!("buyer{i}@example.com");
+        let r = home
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": "correct horse", "role": "buyer", "name": "Ada"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let buyer = shop.login(&email, "correct horse").await;
+        let a = shop
+            .post(
+                "/api/v1/me/addresses",
+                Some(&buyer.token),
+                json!({"name": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        for product in &products {
+            let c = shop
+                .post(
+                    "/api/v1/cart/items",
+                    Some(&buyer.token),
+                    json!({"product_id": product, "quantity": 1}),
+                )
+                .await;
+            assert_eq!(c.status, StatusCode::OK, "{:?}", c.body);
+        }
+        let r = checkout_on(shop, &buyer, a.body["id"].as_str().unwrap()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    // Per seller a verification and a decision; per buyer a verification, a
+    // confirmation and one new-order mail per seller. More than one batch (20),
+    // so neither worker can claim them all while the other waits.
+    let total = 2 * 2 + BUYERS * (1 + 1 + 2);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let all = loop {
+        let all = store
+            .list_outbox(&OutboxQuery {
+                status: None,
+                after: None,
+                limit: 10_000,
+            })
+            .await
+            .unwrap();
+        if all.len() == total && all.iter().all(|m| m.status == OutboxStatus::Delivered) {
+            break all;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {total} messages delivered after 60 s: {:?}",
+            all.iter()
+                .filter(|m| m.status == OutboxStatus::Delivered)
+                .count(),
+            all.iter()
+                .filter(|m| m.status != OutboxStatus::Delivered)
+                .map(|m| (&m.kind, m.status, m.attempts, &m.last_error))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    smtp.wait_for(total, Duration::from_secs(10)).await;
+    // Give a duplicate time to show up, if one were coming.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = smtp.received();
+    let counts = arrivals(&received);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(received.len(), total, "one SMTP message per outbox entry");
+    let ids: HashSet<String> = all.iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(
+        counts.keys().cloned().collect::<HashSet<_>>(),
+        ids,
+        "the Message-IDs are the outbox ids"
+    );
+    for m in &all {
+        assert_eq!(m.attempts, 1, "delivered at the first attempt: {m:?}");
+        assert!(m.delivered_at.is_some(), "{m:?}");
+        assert!(
+            m.claimed_by.is_none() && m.claimed_until.is_none(),
+            "no claim left: {m:?}"
+        );
+    }
+    let mut per_process = [0; 2];
+    for r in &received {
+        assert!(r.tls, "over STARTTLS");
+        let login = r.auth_login.as_deref().unwrap_or_default();
+        let who = logins
+            .iter()
+            .position(|l| *l == login)
+            .unwrap_or_else(|| panic!("sent by an unknown login {login:?}"));
+        assert_eq!(r.mail_from, login, "each process sends as its own MAIL");
+        per_process[who] += 1;
+    }
+    assert!(
+        per_process.iter().all(|&n| n > 0),
+        "both processes sent (their first messages were held until both were sending): {per_process:?}"
+    );
+    let initial: HashMap<_, _> = products
+        .iter()
+        .map(|p| (p.parse().unwrap(), STOCK))
+        .collect();
+    let found = audit(store.as_ref(), &initial, true).await;
+    assert_eq!(found.checkouts, BUYERS);
+    println!(
+        "two server processes on {backend}: {total} messages, each delivered once; process 1 ({}) sent {}, process 2 ({}) sent {}",
+        logins[0], per_process[0], logins[1], per_process[1]
+    );
+}
+
+/// Two server processes share a SQLite file: see
+/// [`two_processes_send_each_message_once`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_sqlite_never_send_a_message_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("marketplace.db").display());
+    two_processes_send_each_message_once(&url, "sqlite").await;
+}
+
+/// Two server processes share a PostgreSQL schema (when `TEST_POSTGRES_URL` is
+/// set): see [`two_processes_send_each_message_once`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_postgres_never_send_a_message_twice() {
+    let Some(db) =
+        postgres_schema("two_server_processes_on_postgres_never_send_a_message_twice").await
+    else {
+        return;
+    };
+    two_processes_send_each_message_once(&db.url, "postgres").await;
+}
+
+/// A recipient whose mail server answers every attempt with `451 4.3.0` (try
+/// again later) while many other messages flow through a running worker. Its
+/// message is first in line and retried with growing delays, exactly
+/// `max_attempts` times at the server, then ends `dead` with the 451 as its last
+/// error (listed to the admin). Every other message is delivered exactly once,
+/// at its first attempt, and all of them before the failing one was given up:
+/// nothing waited behind it.
+#[tokio::test]
+async fn a_recipient_that_always_answers_451_ends_dead_and_blocks_nothing() {
+    const ATTEMPTS: u32 = 4;
+    const BUYERS: usize = 8;
+    let Some(smtp) = SmtpServer::start(SmtpOptions::default()).await else {
+        return;
+    };
+    let mut policy = fast_policy(ATTEMPTS);
+    // Retries 0.25-0.5 s, 0.5-1 s, then 1-2 s apart (with jitter).
+    policy.base_backoff = chrono::Duration::milliseconds(500);
+    policy.max_backoff = chrono::Duration::seconds(2);
+    // One message per claim, the one due first: the doomed message is taken
+    // first, and its retry only after every message that was due before it.
+    policy.batch = 1;
+    let s = server(&smtp, policy.clone()).await;
+    let doomed = buyer_with_email(&s, "tempfail-ada@example.com").await;
+    let admin = s.admin().await;
+    let books = seller_named(&s, &admin, "Bookshop Ada").await;
+    let teas = seller_named(&s, &admin, "Tea Garden").await;
+    let novel = s.product(&books, "Novel", 1899, 50).await;
+    let tea = s.product(&teas, "Sencha", 850, 50).await;
+    for _ in 0..BUYERS {
+        let buyer = s.buyer().await;
+        checkout(&s, &buyer, &[(&novel, 1), (&tea, 1)]).await;
+    }
+    let before = outbox(&s).await;
+    let total = before.len();
+    assert_eq!(total, 1 + 2 * 2 + BUYERS * 4);
+    let bad: Vec<_> = before
+        .iter()
+        .filter(|m| m.recipient == doomed.email)
+        .collect();
+    assert_eq!(bad.len(), 1, "the doomed buyer's verification mail");
+    let bad_id = bad[0].id;
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = OutboxWorker::new(s.app.market.clone(), Arc::clone(&s.mailer));
+    let worker = tokio::spawn(worker.run(Duration::from_millis(20), async move {
+        let _ = stop_rx.await;
+    }));
+    let after = settle(&s, Duration::from_secs(30)).await;
+    let _ = stop_tx.send(());
+    worker.await.unwrap();
+
+    let dead = after.iter().find(|m| m.id == bad_id).unwrap();
+    assert_eq!(dead.status, OutboxStatus::Dead, "{dead:?}");
+    assert_eq!(dead.attempts, ATTEMPTS, "tried exactly up to the limit");
+    let error = dead.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("451"),
+        "the last error is the server's: {error}"
+    );
+    let others: Vec<_> = after.iter().filter(|m| m.id != bad_id).collect();
+    for m in &others {
+        assert_eq!(m.status, OutboxStatus::Delivered, "{m:?}");
+        assert_eq!(m.attempts, 1, "delivered at its first attempt: {m:?}");
+    }
+    let listed = s
+        .get("/api/v1/admin/outbox?status=dead", Some(&admin.token))
+        .await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let items = listed.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["id"], bad_id.to_string());
+    assert!(items[0]["last_error"].as_str().unwrap().contains("451"));
+
+    // At the server: the doomed recipient was refused once per attempt, with
+    // the delays of the backoff between attempts...
+    let refusals: Vec<_> = smtp
+        .refused()
+        .into_iter()
+        .filter(|r| r.rcpt == doomed.email)
+        .collect();
+    assert_eq!(
+        refusals.len(),
+        ATTEMPTS as usize,
+        "one refusal per attempt: {refusals:?}"
+    );
+    assert!(refusals.iter().all(|r| r.code == 451));
+    let gaps: Vec<f64> = refusals.windows(2).map(|w| w[1].at - w[0].at).collect();
+    for (i, gap) in gaps.iter().enumerate() {
+        let delay = (policy.base_backoff * (1 << i)).min(policy.max_backoff);
+        let shortest = delay.num_milliseconds() as f64 / 2000.0;
+        assert!(
+            *gap >= shortest,
+            "retry {} came {gap:.3} s after the attempt before it; the backoff is at least {shortest} s",
+            i + 1
+        );
+    }
+    // ...and every other message arrived once, none of them behind it: the
+    // first refusal came before the first delivery (it was first in line), the
+    // last delivery before the last refusal (it was still being retried).
+    // Give a duplicate time to show up, if one were coming.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = smtp.received();
+    let counts = arrivals(&received);
+    assert_eq!(received.len(), others.len(), "{counts:?}");
+    assert_eq!(
+        counts.keys().cloned().collect::<HashSet<_>>(),
+        others
+            .iter()
+            .map(|m| m.id.to_string())
+            .collect::<HashSet<_>>(),
+        "each other message arrived exactly once"
+    );
+    let first_delivery = received
+        .iter()
+        .map(|r| r.received_at)
+        .fold(f64::INFINITY, f64::min);
+    let last_delivery = received
+        .iter()
+        .map(|r| r.received_at)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (first_refusal, last_refusal) = (refusals[0].at, refusals[refusals.len() - 1].at);
+    assert!(
+        first_refusal < first_delivery,
+        "the doomed message was tried first"
+    );
+    assert!(
+        last_delivery < last_refusal,
+        "every other message was delivered before the doomed one was given up: \
+         last delivery at +{:.3} s, last attempt at +{:.3} s",
+        last_delivery - first_refusal,
+        last_refusal - first_refusal
+    );
+    println!(
+        "451 recipient: attempts at +{} s, then dead; the other {} messages delivered once each between +{:.3} s and +{:.3} s",
+        refusals
+            .iter()
+            .map(|r| format!("{:.3}", r.at - first_refusal))
+            .collect::<Vec<_>>()
+            .join(", +"),
+        others.len(),
+        first_delivery - first_refusal,
+        last_delivery - first_refusal
+    );
 }
 
 /// A recipient the server refuses with 550 ends dead at once (a permanent
