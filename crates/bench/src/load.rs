@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 /// inner step (the checkout call inside the buyer step), `Err` when it failed.
 pub type OpResult = anyhow::Result<Option<Duration>>;
 
+/// Returned by an operation when it has no more work (its prepared inputs are
+/// used up): the client stops, and the phase is measured until the last client
+/// stopped.
+#[derive(Debug)]
+pub struct Exhausted;
+
+impl std::fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("prepared inputs used up")
+    }
+}
+
+impl std::error::Error for Exhausted {}
+
 /// Latencies and counts of one phase.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -22,6 +36,8 @@ pub struct Stats {
     pub errors: u64,
     /// The first error seen, for the report.
     pub first_error: Option<String>,
+    /// Whether the operation ran out of prepared inputs before the time was up.
+    pub exhausted: bool,
 }
 
 impl Stats {
@@ -73,6 +89,10 @@ where
                 let r = op(client, i).await;
                 i += 1;
                 let t1 = Instant::now();
+                if r.as_ref().is_err_and(|e| e.is::<Exhausted>()) {
+                    s.exhausted = true;
+                    break;
+                }
                 if t0 < from || t1 > until {
                     continue;
                 }
@@ -91,15 +111,18 @@ where
                     }
                 }
             }
-            s
+            (s, Instant::now())
         }));
     }
     let mut all = Stats {
         seconds: measure.as_secs_f64(),
         ..Stats::default()
     };
+    let mut last = from;
     for t in tasks {
-        if let Ok(s) = t.await {
+        if let Ok((s, ended)) = t.await {
+            last = last.max(ended.min(until));
+            all.exhausted |= s.exhausted;
             all.micros.extend(s.micros);
             all.inner_micros.extend(s.inner_micros);
             all.errors += s.errors;
@@ -107,6 +130,9 @@ where
                 all.first_error = s.first_error;
             }
         }
+    }
+    if all.exhausted {
+        all.seconds = (last - from).as_secs_f64();
     }
     all.micros.sort_unstable();
     all.inner_micros.sort_unstable();

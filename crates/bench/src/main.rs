@@ -3,8 +3,9 @@
 //! Starts `marketplace-server` in this process (release build) on one backend,
 //! seeds a catalog through the library, drives it over loopback HTTP with
 //! concurrent keep-alive clients, and measures in the same run the baselines that
-//! bound it: a bare warp handler and, on PostgreSQL, `pgbench -M prepared` doing
-//! the same SQL work. Every figure is printed with its ratio to its baseline,
+//! bound it: a bare warp handler and the database doing the same work without the
+//! marketplace (`pgbench -M prepared` on PostgreSQL, a minimal loop through the
+//! store's own driver on SQLite and MongoDB). Every figure is printed with its ratio to its baseline,
 //! because the absolute numbers on a shared machine are noise.
 //!
 //! ```text
@@ -35,6 +36,7 @@ enum Backend {
     Memory,
     Sqlite,
     Postgres,
+    Mongo,
 }
 
 /// Load benchmark of the marketplace server.
@@ -50,6 +52,13 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     postgres: String,
+    /// MongoDB server, a replica set (a fresh database is created and dropped).
+    #[arg(
+        long,
+        env = "BENCH_MONGODB_URL",
+        default_value = "mongodb://127.0.0.1:27017/?directConnection=true"
+    )]
+    mongodb: String,
     /// Concurrent HTTP connections (and pgbench clients).
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -74,6 +83,9 @@ struct Args {
     /// Concurrent buyers of the contention phase.
     #[arg(long, default_value_t = 300)]
     contenders: usize,
+    /// Most carts filled for the checkout-alone phase.
+    #[arg(long, default_value_t = 20_000)]
+    max_carts: usize,
     /// SQL pool size of the server (`DATABASE_MAX_CONNECTIONS`).
     #[arg(long, default_value_t = 10)]
     pool: u32,
@@ -81,6 +93,10 @@ struct Args {
     /// freshly loaded database without statistics).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     analyze: bool,
+    /// Keep the PostgreSQL schema or MongoDB database after the run (its name is
+    /// printed), to look at plans with the seeded data.
+    #[arg(long)]
+    keep_schema: bool,
     /// Where the markdown table is written.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
     out: std::path::PathBuf,
@@ -99,6 +115,11 @@ impl Schema {
         let mut conn = sqlx::PgConnection::connect(server)
             .await
             .context("cannot reach PostgreSQL")?;
+        // The catalog's trigram indexes need pg_trgm: installed once in `public`, it
+        // never belongs to (and never goes away with) the benchmark's schema.
+        let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+            .execute(&mut conn)
+            .await;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
             .execute(&mut conn)
             .await?;
@@ -160,9 +181,37 @@ async fn main() -> Result<()> {
         Backend::Postgres => Some(Schema::create(&args.postgres).await?),
         _ => None,
     };
-    let result = bench(&args, schema.as_ref(), dir.path(), warmup, measure).await;
+    let mongo = (args.backend == Backend::Mongo).then(|| {
+        with_database(
+            &args.mongodb,
+            &format!("mkt_bench_{}", uuid::Uuid::new_v4().simple()),
+        )
+    });
+    let result = bench(
+        &args,
+        schema.as_ref(),
+        mongo.as_deref(),
+        dir.path(),
+        warmup,
+        measure,
+    )
+    .await;
     if let Some(schema) = schema {
-        schema.drop().await?;
+        if args.keep_schema {
+            eprintln!("kept schema {}", schema.name);
+        } else {
+            schema.drop().await?;
+        }
+    }
+    if let Some(url) = &mongo {
+        let options = mongodb::options::ClientOptions::parse(url).await?;
+        let name = options.default_database.clone().context("no database")?;
+        if args.keep_schema {
+            eprintln!("kept database {name}");
+        } else {
+            let client = mongodb::Client::with_options(options)?;
+            client.database(&name).drop().await?;
+        }
     }
     let report = result?;
     let md = report.markdown(&args_line(&args), started.elapsed());
@@ -179,6 +228,21 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// `url` with its database (the path) set to `name`, keeping the hosts and the
+/// options.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("mongodb", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let hosts = rest.split('/').next().unwrap_or(rest);
+    match query {
+        Some(q) => format!("{scheme}://{hosts}/{name}?{q}"),
+        None => format!("{scheme}://{hosts}/{name}"),
+    }
+}
+
 fn args_line(args: &Args) -> String {
     format!(
         "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --pool {} --analyze={}",
@@ -193,6 +257,7 @@ fn args_line(args: &Args) -> String {
 async fn bench(
     args: &Args,
     schema: Option<&Schema>,
+    mongo: Option<&str>,
     dir: &std::path::Path,
     warmup: Duration,
     measure: Duration,
@@ -202,6 +267,7 @@ async fn bench(
         (Backend::Sqlite, _) => format!("sqlite://{}", dir.join("bench.db").display()),
         (Backend::Postgres, Some(s)) => s.url.clone(),
         (Backend::Postgres, None) => bail!("no schema"),
+        (Backend::Mongo, _) => mongo.context("no MongoDB database")?.to_owned(),
     };
     let mut settings = server_warp::Settings::default();
     settings.listen = "127.0.0.1:0".parse()?;
@@ -315,6 +381,72 @@ async fn bench(
     ))
     .await;
 
+    // The database doing the same work without us: its catalog pages right after
+    // ours, on the same data (before the checkout phases grow the tables and, on
+    // SQLite, the write-ahead log), its checkout right after ours.
+    let db_name = match args.backend {
+        Backend::Postgres => "pgbench",
+        Backend::Mongo => "driver loop",
+        _ => "sqlx loop",
+    };
+    let driver = match args.backend {
+        Backend::Sqlite => Some(Arc::new(baseline::DriverBaseline::Sqlite(
+            baseline::SqliteBaseline::open(&settings.database_url, args.pool).await?,
+        ))),
+        Backend::Mongo => Some(Arc::new(baseline::DriverBaseline::Mongo(
+            baseline::MongoBaseline::open(&settings.database_url).await?,
+        ))),
+        _ => None,
+    };
+    let db_pages = match (&driver, schema) {
+        (Some(d), _) => {
+            eprintln!("phase: {db_name} catalog pages (the store's query, without us)");
+            let deep_key = deep_keyset(&app, &deep_cursor).await?;
+            let page = |after: Option<(i64, uuid::Uuid)>| {
+                let d = Arc::clone(d);
+                load::run(n, warmup, measure, move |_, _| {
+                    let d = Arc::clone(&d);
+                    async move {
+                        d.page(after).await?;
+                        OpResult::Ok(None)
+                    }
+                })
+            };
+            let first = page(None).await;
+            let deep = page(Some(deep_key)).await;
+            Some((baseline::DbRun::of(&first), baseline::DbRun::of(&deep)))
+        }
+        (None, Some(schema)) => {
+            eprintln!("phase: pgbench catalog pages");
+            schema.execute(baseline::NUMBERING_SQL).await?;
+            let after = deep_keyset_sql(&app, &deep_cursor).await?;
+            let (url, dir, secs) = (schema.url.clone(), dir.to_owned(), args.seconds);
+            Some(
+                tokio::task::spawn_blocking(move || -> Result<_> {
+                    let first = baseline::pgbench(
+                        &url,
+                        &dir,
+                        "first_page",
+                        &baseline::keyset_page_sql(None),
+                        n,
+                        secs,
+                    )?;
+                    let deep = baseline::pgbench(
+                        &url,
+                        &dir,
+                        "deep_page",
+                        &baseline::keyset_page_sql(Some(&after)),
+                        n,
+                        secs,
+                    )?;
+                    Ok((first, deep))
+                })
+                .await??,
+            )
+        }
+        _ => None,
+    };
+
     eprintln!("phase: buyer step (3 items from 2 sellers, checkout)");
     let step = {
         let (http, base, seeded) = (http.clone(), base.clone(), Arc::clone(&seeded));
@@ -325,49 +457,82 @@ async fn bench(
         .await
     };
 
-    // The baselines of the database, the same work without us.
-    let mut pg = None;
-    if let Some(schema) = schema {
-        eprintln!("phase: pgbench");
-        schema.execute(baseline::NUMBERING_SQL).await?;
-        let after = deep_keyset_sql(&app, &deep_cursor).await?;
-        let secs = args.seconds;
-        let url = schema.url.clone();
-        let dir = dir.to_owned();
-        let buyers = seeded.buyers.len();
-        let products = args.products;
-        pg = Some(
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                let first = baseline::pgbench(
-                    &url,
-                    &dir,
-                    "first_page",
-                    &baseline::keyset_page_sql(None),
-                    n,
-                    secs,
-                )?;
-                let deep = baseline::pgbench(
-                    &url,
-                    &dir,
-                    "deep_page",
-                    &baseline::keyset_page_sql(Some(&after)),
-                    n,
-                    secs,
-                )?;
-                let checkout = baseline::pgbench(
-                    &url,
-                    &dir,
-                    "checkout",
-                    &baseline::checkout_sql(buyers, products),
-                    n,
-                    secs,
-                )?;
-                Ok((first, deep, checkout))
+    // The checkout call alone: every client checks out carts filled beforehand,
+    // so nothing but checkouts runs at 64 connections (the figure to hold against
+    // the database's own checkout transaction). Enough carts for twice the rate
+    // the buyer step's checkout latency suggests (Little's law), within bounds.
+    let carts = {
+        let mean_s = step.inner_micros.iter().sum::<u64>() as f64
+            / step.inner_micros.len().max(1) as f64
+            / 1e6;
+        let rate = n as f64 / mean_s.max(1e-4);
+        ((2.0 * rate * (warmup + measure).as_secs_f64()) as usize).clamp(4 * n, args.max_carts)
+    };
+    eprintln!("phase: checkout alone ({carts} carts filled beforehand)");
+    let ready = Arc::new(seed::buyers_with_carts(&app.market, &seeded, carts).await?);
+    let alone = {
+        let (http, base) = (http.clone(), base.clone());
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        load::run(n, warmup, measure, move |client, i| {
+            let (http, base, ready) = (http.clone(), base.clone(), Arc::clone(&ready));
+            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                let Some(buyer) = ready.get(k) else {
+                    return Err(load::Exhausted.into());
+                };
+                checkout(&http, &base, buyer, &format!("alone-{client}-{i}")).await?;
+                OpResult::Ok(None)
+            }
+        })
+        .await
+    };
+
+    // The database's own checkout transaction, right after ours.
+    let db_checkout = match (&driver, schema) {
+        (Some(d), _) => {
+            eprintln!("phase: {db_name} checkout");
+            let d = Arc::clone(d);
+            let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let run = load::run(n, warmup, measure, move |_, _| {
+                let d = Arc::clone(&d);
+                let k = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    d.checkout(k).await?;
+                    OpResult::Ok(None)
+                }
             })
-            .await??,
-        );
+            .await;
+            Some(baseline::DbRun::of(&run))
+        }
+        (None, Some(schema)) => {
+            eprintln!("phase: pgbench checkout");
+            let (url, dir) = (schema.url.clone(), dir.to_owned());
+            let (secs, buyers, products) = (args.seconds, seeded.buyers.len(), args.products);
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    baseline::pgbench(
+                        &url,
+                        &dir,
+                        "checkout",
+                        &baseline::checkout_sql(buyers, products),
+                        n,
+                        secs,
+                    )
+                })
+                .await??,
+            )
+        }
+        _ => None,
+    };
+    if let Some(d) = &driver {
+        d.cleanup().await?;
+    }
+    if let Some(schema) = schema {
         schema.execute(baseline::CLEANUP_SQL).await?;
     }
+    let db = db_pages
+        .zip(db_checkout)
+        .map(|((first, deep), checkout)| (first, deep, checkout));
 
     eprintln!(
         "phase: contention ({} buyers on {} hot products)",
@@ -383,12 +548,12 @@ async fn bench(
         &bare_stats,
         None,
     ));
-    let pg_first = pg.map(|p| p.0.tps);
-    let pg_deep = pg.map(|p| p.1.tps);
-    let pg_checkout = pg.map(|p| p.2.tps);
+    let db_first = db.map(|p| (format!("{db_name} first page"), p.0.tps));
+    let db_deep = db.map(|p| (format!("{db_name} deep page"), p.1.tps));
+    let db_checkout = db.map(|p| (format!("{db_name} checkout"), p.2.tps));
     rows.push(
         Row::new("catalog first page", &first, Some(("bare warp", bare_rate)))
-            .also(pg_first.map(|r| ("pgbench first page", r))),
+            .also(db_first.as_ref().map(|(n, r)| (n.as_str(), *r))),
     );
     rows.push(
         Row::new(
@@ -396,7 +561,7 @@ async fn bench(
             &deep,
             Some(("bare warp", bare_rate)),
         )
-        .also(pg_deep.map(|r| ("pgbench deep page", r))),
+        .also(db_deep.as_ref().map(|(n, r)| (n.as_str(), *r))),
     );
     rows.push(Row::new(
         "catalog search + filters",
@@ -406,19 +571,31 @@ async fn bench(
     rows.push(Row::new(
         "buyer step: 3 adds + checkout",
         &step,
-        pg_checkout.map(|r| ("pgbench checkout", r)),
+        db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
     ));
-    let mut checkout_only = step.clone();
-    checkout_only.micros = step.inner_micros.clone();
+    let mut in_step = step.clone();
+    in_step.micros = step.inner_micros.clone();
     rows.push(Row::new(
-        "checkout call alone (inside the step)",
-        &checkout_only,
-        pg_checkout.map(|r| ("pgbench checkout", r)),
+        "checkout call inside the step (rate is the step's)",
+        &in_step,
+        None,
     ));
-    if let Some((f, d, c)) = pg {
-        rows.push(Row::pgbench("pgbench: keyset first page", f));
-        rows.push(Row::pgbench("pgbench: keyset deep page", d));
-        rows.push(Row::pgbench("pgbench: checkout transaction", c));
+    rows.push(Row::new(
+        &format!(
+            "checkout call alone (carts filled beforehand{})",
+            if alone.exhausted {
+                "; carts ran out"
+            } else {
+                ""
+            }
+        ),
+        &alone,
+        db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
+    ));
+    if let Some((f, d, c)) = db {
+        rows.push(Row::db(&format!("{db_name}: keyset first page"), f));
+        rows.push(Row::db(&format!("{db_name}: keyset deep page"), d));
+        rows.push(Row::db(&format!("{db_name}: checkout transaction"), c));
     }
     Ok(Report {
         backend: format!("{:?}", args.backend).to_lowercase(),
@@ -463,6 +640,15 @@ async fn deep_keyset_sql(app: &server_warp::App, cursor: &str) -> Result<String>
     ))
 }
 
+/// The `(created_at ms, id)` bound of the deep page, for the SQLite baseline.
+async fn deep_keyset(app: &server_warp::App, cursor: &str) -> Result<(i64, uuid::Uuid)> {
+    let q: marketplace_core::CatalogQuery =
+        serde_json::from_value(json!({"limit": 1, "cursor": cursor}))?;
+    let page = app.market.browse(q).await?;
+    let p = page.items.first().context("empty deep page")?;
+    Ok((p.created_at.timestamp_millis() + 1, p.id.0))
+}
+
 /// One buyer step: 3 units from 2 sellers into the cart, then checkout. Returns
 /// the time of the checkout call.
 async fn buyer_step(
@@ -501,19 +687,29 @@ async fn buyer_step(
         check(r, "add to cart")?.bytes().await?;
     }
     let t = Instant::now();
+    checkout(http, base, buyer, &format!("step-{client}-{i}")).await?;
+    Ok(Some(t.elapsed()))
+}
+
+/// Checks out the buyer's cart with a fresh idempotency key.
+async fn checkout(
+    http: &reqwest::Client,
+    base: &str,
+    buyer: &seed::Buyer,
+    key: &str,
+) -> Result<()> {
     let r = http
         .post(format!("{base}/checkout"))
         .bearer_auth(&buyer.token)
         .header(
             "Idempotency-Key",
-            format!("step-{client}-{i}-{}", uuid::Uuid::new_v4().simple()),
+            format!("{key}-{}", uuid::Uuid::new_v4().simple()),
         )
         .json(&json!({"address_id": buyer.address}))
         .send()
         .await?;
-    let r = check(r, "checkout")?;
-    r.bytes().await?;
-    Ok(Some(t.elapsed()))
+    check(r, "checkout")?.bytes().await?;
+    Ok(())
 }
 
 /// What the contention phase saw.

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::baseline::PgBench;
+use crate::baseline::DbRun;
 use crate::load::Stats;
 use crate::{Contention, Invariants};
 
@@ -44,18 +44,15 @@ impl Row {
         self
     }
 
-    /// A pgbench baseline (average latency only: pgbench reports no percentiles).
-    pub fn pgbench(name: &str, p: PgBench) -> Row {
+    /// A database baseline: the database doing the same work without us.
+    pub fn db(name: &str, run: DbRun) -> Row {
         Row {
             name: name.to_owned(),
-            rate: p.tps,
-            p50: f64::NAN,
-            p99: f64::NAN,
+            rate: run.tps,
+            p50: run.p50_ms,
+            p99: run.p99_ms,
             errors: 0,
-            first_error: Some(format!(
-                "avg {:.2} ms, {} transactions",
-                p.avg_ms, p.transactions
-            )),
+            first_error: Some(format!("{} transactions", run.transactions)),
             ratios: Vec::new(),
         }
     }

@@ -29,6 +29,8 @@ pub struct Seller {
 /// A buyer ready to shop over HTTP.
 #[derive(Clone, Debug)]
 pub struct Buyer {
+    /// Who it is, for calls through the library.
+    pub user_id: UserId,
     /// `Authorization: Bearer` token.
     pub token: String,
     /// Its (default) address.
@@ -45,6 +47,8 @@ pub struct Seeded {
     /// The hot products of the contention phase (of one extra seller), with their
     /// starting stock.
     pub hot: Vec<(ProductId, u32)>,
+    /// Tells this run's accounts apart from earlier runs on the same database.
+    pub run: String,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
@@ -118,6 +122,7 @@ async fn buyer(market: &Market, n: usize, run: &str) -> Result<Buyer> {
         .login(&email, PASSWORD, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
         .await?;
     Ok(Buyer {
+        user_id: user.id,
         token: tokens.access_token,
         address: address.id.to_string(),
     })
@@ -150,14 +155,62 @@ pub async fn seed(
     let hot_seller = seller(market, sellers.len(), &run).await?;
     let hot_ids = products(market, hot_seller, products_total, hot, hot_stock).await?;
 
-    let mut all = Vec::with_capacity(buyers);
-    for chunk in (0..buyers).collect::<Vec<_>>().chunks(32) {
-        let batch = chunk.iter().map(|&n| buyer(market, n, &run));
-        all.extend(try_join_all(batch).await?);
-    }
+    let all = buyers_numbered(market, 0..buyers, &run).await?;
     Ok(Seeded {
         sellers,
         buyers: all,
         hot: hot_ids.into_iter().map(|id| (id, hot_stock)).collect(),
+        run,
     })
+}
+
+/// Buyers numbered `numbers`, created 32 at a time.
+async fn buyers_numbered(
+    market: &Market,
+    numbers: std::ops::Range<usize>,
+    run: &str,
+) -> Result<Vec<Buyer>> {
+    let mut all = Vec::with_capacity(numbers.len());
+    for chunk in numbers.collect::<Vec<_>>().chunks(32) {
+        let batch = chunk.iter().map(|&n| buyer(market, n, run));
+        all.extend(try_join_all(batch).await?);
+    }
+    Ok(all)
+}
+
+/// `count` more buyers, each with a cart already holding the buyer step's three
+/// items (two products of one seller, one of another), for a phase that times the
+/// checkout call alone.
+pub async fn buyers_with_carts(
+    market: &Market,
+    seeded: &Seeded,
+    count: usize,
+) -> Result<Vec<Buyer>> {
+    let first = 1_000_000 + seeded.buyers.len();
+    let buyers = buyers_numbered(market, first..first + count, &seeded.run).await?;
+    for (chunk_no, chunk) in buyers.chunks(32).enumerate() {
+        let fills = chunk.iter().enumerate().map(|(k, b)| {
+            let n = chunk_no * 32 + k;
+            let who = Principal {
+                user_id: b.user_id,
+                role: Role::Buyer,
+            };
+            let a = &seeded.sellers[n % seeded.sellers.len()];
+            let other = &seeded.sellers[(n + 1) % seeded.sellers.len()];
+            let x = (n / seeded.sellers.len()) % a.products.len();
+            let items = [
+                a.products[x],
+                a.products[(x + 1) % a.products.len()],
+                other.products[x % other.products.len()],
+            ];
+            async move {
+                for p in items {
+                    market.add_to_cart(&who, p, 1).await?;
+                }
+                anyhow::Ok(())
+            }
+        });
+        try_join_all(fills).await?;
+    }
+    Ok(buyers)
 }
