@@ -82,7 +82,27 @@ impl ServerProcess {
     /// `marketplace-server` binary) and by no other server variable of this
     /// process's environment; returns once it answers `/readyz`.
     pub async fn start(port: u16, vars: &[(&str, String)]) -> ServerProcess {
+        let mut vars = vars.to_vec();
+        vars.insert(0, ("JWT_SECRET", SECRET.to_owned()));
+        ServerProcess::spawn(port, &vars, None).await
+    }
+
+    /// Starts a server process as a newcomer runs it: in `dir` as its working
+    /// directory, with no configuration but the address to listen on
+    /// (`127.0.0.1:port`); returns once it answers `/readyz`.
+    pub async fn start_unconfigured(dir: &std::path::Path, port: u16) -> ServerProcess {
+        ServerProcess::spawn(port, &[], Some(dir)).await
+    }
+
+    async fn spawn(
+        port: u16,
+        vars: &[(&str, String)],
+        dir: Option<&std::path::Path>,
+    ) -> ServerProcess {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
         cmd.args([
             "--ignored",
             "--exact",
@@ -96,8 +116,7 @@ impl ServerProcess {
             }
         }
         cmd.env(CHILD, "1")
-            .env("MARKETPLACE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("JWT_SECRET", SECRET);
+            .env("MARKETPLACE_LISTEN", format!("127.0.0.1:{port}"));
         for (name, value) in vars {
             cmd.env(name, value);
         }

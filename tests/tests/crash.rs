@@ -165,6 +165,10 @@ async fn crash_and_recover(url: &str) {
             Err(_) => cut += 1,
         }
     }
+    assert!(
+        cut > 0,
+        "SIGKILL cut no request off ({answered} answered): the crash fell outside the load"
+    );
 
     // Right after the crash: each buyer has either a whole checkout and an empty
     // cart, or no checkout and the cart as it was.
