@@ -153,9 +153,7 @@ pub fn keyset_page_sql(after: Option<&str>) -> String {
         .unwrap_or_default();
     format!(
         "SELECT {PRODUCT_COLUMNS} FROM products p \
-         JOIN users u ON u.id = p.seller_id AND u.active AND u.role = 'seller' \
-         AND u.seller_status = 'verified' \
-         WHERE p.active AND NOT p.archived AND NOT p.blocked AND NOT p.archived{bound} \
+         WHERE p.seller_selling AND p.active AND NOT p.archived AND NOT p.blocked AND NOT p.archived{bound} \
          ORDER BY p.created_at DESC, p.id DESC LIMIT 21;\n"
     )
 }

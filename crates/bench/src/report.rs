@@ -163,7 +163,8 @@ impl Report {
                 s,
                 "| {} | {} | {} | {} | {} | {} |",
                 r.name,
-                num(r.rate, 0),
+                // Below 10/s the decimals are the figure (a slow test server).
+                num(r.rate, if r.rate < 10.0 { 2 } else { 0 }),
                 num(r.p50, 2),
                 num(r.p99, 2),
                 if ratios.is_empty() {

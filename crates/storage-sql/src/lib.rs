@@ -32,7 +32,10 @@
 //! On PostgreSQL, catalog text search (`ILIKE '%term%'`) is served by trigram
 //! indexes: the migrations install the `pg_trgm` extension when it is missing
 //! (a trusted extension: the database owner may), and carry on without those
-//! indexes, with a notice, where it cannot be installed.
+//! indexes, with a notice, where it cannot be installed. Each PostgreSQL product
+//! also carries `seller_selling`, a copy of its seller's "active and verified"
+//! kept exact by triggers in the transaction that changes either, so the public
+//! catalog is a one-table query that the planner estimates correctly.
 //!
 //! No sqlx type appears in this crate's API: callers see `marketplace-core`'s
 //! types and [`StorageError`] only.

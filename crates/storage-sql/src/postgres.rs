@@ -748,11 +748,9 @@ impl Storage for PgStore {
         let mut qb =
             QueryBuilder::<Postgres>::new(format!("SELECT {PRODUCT_COLUMNS} FROM products p "));
         if q.public_only {
-            qb.push(
-                "JOIN users u ON u.id = p.seller_id AND u.active AND u.role = 'seller' \
-                 AND u.seller_status = 'verified' \
-                 WHERE p.active AND NOT p.archived AND NOT p.blocked",
-            );
+            // `seller_selling` mirrors the seller's state (kept by triggers, see
+            // migration 0003): one table, so the planner sees how many rows match.
+            qb.push("WHERE p.seller_selling AND p.active AND NOT p.archived AND NOT p.blocked");
         } else {
             qb.push("WHERE TRUE");
         }

@@ -357,3 +357,94 @@ async fn postgres_catalog_search_can_use_trigram_indexes() {
     assert!(plan.contains("products_title_trgm_idx"), "{plan}");
     assert!(plan.contains("products_description_trgm_idx"), "{plan}");
 }
+
+/// The public catalog's `seller_selling` copy stays exact while sellers are
+/// verified, rejected, deactivated and reactivated and products are inserted for
+/// them at the same time, from two pools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_seller_selling_follows_the_seller_under_concurrent_changes() {
+    let Some(g) = common::postgres().await else {
+        return;
+    };
+    let second = SqlStorage::connect(&g.url, SqlOptions::default().max_connections(8))
+        .await
+        .unwrap();
+    let mut sellers = Vec::new();
+    for i in 0..6 {
+        let s = seller(&format!("seller{i}@example.com"));
+        g.storage.create_user(&s, None, &[]).await.unwrap();
+        sellers.push(s.id);
+    }
+    let mut tasks = Vec::new();
+    // Inserts: 6 tasks x 30 products, round robin over the sellers.
+    for t in 0..6 {
+        let store = if t % 2 == 0 {
+            g.storage.clone()
+        } else {
+            second.clone()
+        };
+        let sellers = sellers.clone();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..30 {
+                let p = product(sellers[(t + k) % sellers.len()], None, 5);
+                store.insert_product(&p).await.unwrap();
+            }
+        }));
+    }
+    // Changes: 3 tasks x 30 status or activation changes.
+    for t in 0..3 {
+        let store = if t % 2 == 0 {
+            second.clone()
+        } else {
+            g.storage.clone()
+        };
+        let sellers = sellers.clone();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..30usize {
+                let who = sellers[(t * 7 + k) % sellers.len()];
+                match k % 4 {
+                    0 => store
+                        .set_seller_status(who, SellerStatus::Rejected, &[])
+                        .await
+                        .unwrap(),
+                    1 => store.set_user_active(who, false).await.unwrap(),
+                    2 => store
+                        .set_seller_status(who, SellerStatus::Verified, &[])
+                        .await
+                        .unwrap(),
+                    _ => store.set_user_active(who, true).await.unwrap(),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut c = sqlx::PgConnection::connect(&g.url).await.unwrap();
+    let (products, selling, wrong): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE p.seller_selling), \
+                count(*) FILTER (WHERE p.seller_selling IS DISTINCT FROM \
+                    (u.active AND u.role = 'seller' AND u.seller_status = 'verified')) \
+         FROM products p JOIN users u ON u.id = p.seller_id",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(products, 180);
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {products} products disagree with their seller"
+    );
+    // The last change of each seller decides: some sell, some do not.
+    let sellers_selling: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE active AND seller_status = 'verified'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(
+        (0..=6).contains(&sellers_selling) && (selling == 0) == (sellers_selling == 0),
+        "{selling} products listed for {sellers_selling} selling sellers"
+    );
+    second.close().await;
+}
