@@ -276,15 +276,7 @@ impl SqliteBaseline {
     /// id order, the idempotency record, one order with a JSON snapshot of its 3
     /// items and the address, the cart emptied.
     pub async fn checkout(&self, n: u64) -> Result<()> {
-        let third = (self.products.len() / 3).max(1);
-        let pick = |k: usize| {
-            let r = (n as usize)
-                .wrapping_mul(2_654_435_761)
-                .wrapping_add(k * 97)
-                % third;
-            &self.products[(k * third + r) % self.products.len()]
-        };
-        let items = [pick(0), pick(1), pick(2)];
+        let items = three_of(&self.products, n);
         let buyer = self.buyers[n as usize % self.buyers.len()];
         let now = chrono::Utc::now().timestamp_millis();
         let snapshot = serde_json::Value::Array(
@@ -450,15 +442,7 @@ impl MongoBaseline {
     pub async fn checkout(&self, n: u64) -> Result<()> {
         use mongodb::error::TRANSIENT_TRANSACTION_ERROR;
         use mongodb::options::{ReadConcern, WriteConcern};
-        let third = (self.products.len() / 3).max(1);
-        let pick = |k: usize| {
-            let r = (n as usize)
-                .wrapping_mul(2_654_435_761)
-                .wrapping_add(k * 97)
-                % third;
-            &self.products[(k * third + r) % self.products.len()]
-        };
-        let items = [pick(0), pick(1), pick(2)];
+        let items = three_of(&self.products, n);
         let buyer = self.buyers[n as usize % self.buyers.len()].clone();
         let money = |amount: i64| doc! { "amount": amount, "currency": "USD" };
         let now = Bson::DateTime(mongodb::bson::DateTime::now());
@@ -612,4 +596,19 @@ impl DriverBaseline {
             DriverBaseline::Mongo(b) => b.cleanup().await,
         }
     }
+}
+
+/// The 3 products of the `n`th baseline checkout, one from each third of
+/// `products` (so in id order, as the store locks them), spread by a
+/// multiplicative hash.
+fn three_of<T>(products: &[T], n: u64) -> [&T; 3] {
+    let third = (products.len() / 3).max(1);
+    let pick = |k: usize| {
+        let r = (n as usize)
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(k * 97)
+            % third;
+        &products[(k * third + r) % products.len()]
+    };
+    [pick(0), pick(1), pick(2)]
 }

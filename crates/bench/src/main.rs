@@ -245,10 +245,11 @@ fn with_database(url: &str, name: &str) -> String {
 
 fn args_line(args: &Args) -> String {
     format!(
-        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --pool {} --analyze={}",
+        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --contenders {} --pool {} --analyze={}",
         format!("{:?}", args.backend).to_lowercase(),
         args.clients,
         args.seconds,
+        args.contenders,
         args.pool,
         args.analyze
     )
