@@ -17,21 +17,36 @@ use server_warp::{App, Settings};
 pub mod process;
 pub mod smtp;
 
-/// A server running in this process.
-pub struct TestServer {
+/// An HTTP client of one marketplace server, calling it as outside clients do.
+pub struct Api {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
+    /// The client.
+    pub http: reqwest::Client,
+}
+
+/// A server running in this process; its HTTP client is reached through `Deref`
+/// (`server.get(...)`, `server.base`).
+pub struct TestServer {
+    /// The server's HTTP client.
+    pub api: Api,
     /// The application behind it, for setup no HTTP route offers (admins) and for
     /// checking state directly.
     pub app: App,
     /// The mailer the settings picked (the outbox worker's), for tests that run
     /// workers themselves.
     pub mailer: Arc<dyn Mailer>,
-    /// The client.
-    pub http: reqwest::Client,
     _media: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     seq: AtomicU32,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Drop for TestServer {
@@ -62,6 +77,129 @@ pub struct Reply {
     pub headers: reqwest::header::HeaderMap,
     /// Body.
     pub body: Value,
+}
+
+impl Api {
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Api::read(req.send().await.unwrap()).await
+    }
+
+    /// Reads a response.
+    pub async fn read(res: reqwest::Response) -> Reply {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// PATCH with a JSON body.
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// `POST /api/v1/checkout` with an `Idempotency-Key`.
+    pub async fn checkout(&self, who: &Session, key: &str, body: Value) -> Reply {
+        let req = self
+            .http
+            .post(format!("{}/api/v1/checkout", self.base))
+            .bearer_auth(&who.token)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        Api::read(req.send().await.unwrap()).await
+    }
+
+    /// Uploads `bytes` as a product image (multipart field `image`).
+    pub async fn upload_image(
+        &self,
+        seller: &Session,
+        product: &str,
+        bytes: Vec<u8>,
+        file_name: &str,
+    ) -> Reply {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
+        let req = self
+            .http
+            .post(format!(
+                "{}/api/v1/seller/products/{product}/images",
+                self.base
+            ))
+            .bearer_auth(&seller.token)
+            .multipart(reqwest::multipart::Form::new().part("image", part));
+        Api::read(req.send().await.unwrap()).await
+    }
+
+    /// Logs in over HTTP.
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login of {email}: {:?}", r.body);
+        let token = r.body["access_token"].as_str().unwrap().to_owned();
+        let me = self.get("/api/v1/me", Some(&token)).await;
+        Session {
+            token,
+            id: me.body["id"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+        }
+    }
+
+    /// Registers an account over HTTP (`body` as `POST /api/v1/auth/register`
+    /// takes it); returns its id.
+    pub async fn register(&self, body: Value) -> String {
+        let r = self.post("/api/v1/auth/register", None, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `admin` verifies the seller `id`.
+    pub async fn verify_seller(&self, admin: &Session, id: &str) {
+        let v = self
+            .post(
+                &format!("/api/v1/admin/sellers/{id}/verify"),
+                Some(&admin.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{:?}", v.body);
+    }
 }
 
 impl TestServer {
@@ -113,10 +251,12 @@ impl TestServer {
             },
         ));
         TestServer {
-            base,
+            api: Api {
+                base,
+                http: reqwest::Client::new(),
+            },
             app,
             mailer,
-            http: reqwest::Client::new(),
             _media: media,
             stop: Some(tx),
             seq: AtomicU32::new(0),
@@ -131,141 +271,23 @@ impl TestServer {
         )
     }
 
-    /// Sends a request with an optional bearer token and JSON body.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        Self::read(req.send().await.unwrap()).await
-    }
-
-    /// Reads a response.
-    pub async fn read(res: reqwest::Response) -> Reply {
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// GET.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(Method::GET, path, token, None).await
-    }
-
-    /// POST with a JSON body.
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::POST, path, token, Some(body)).await
-    }
-
-    /// PATCH with a JSON body.
-    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::PATCH, path, token, Some(body)).await
-    }
-
-    /// DELETE.
-    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(Method::DELETE, path, token, None).await
-    }
-
-    /// `POST /api/v1/checkout` with an `Idempotency-Key`.
-    pub async fn checkout(&self, who: &Session, key: &str, body: Value) -> Reply {
-        let req = self
-            .http
-            .post(format!("{}/api/v1/checkout", self.base))
-            .bearer_auth(&who.token)
-            .header("Idempotency-Key", key)
-            .json(&body);
-        Self::read(req.send().await.unwrap()).await
-    }
-
-    /// Uploads `bytes` as a product image (multipart field `image`).
-    pub async fn upload_image(
-        &self,
-        seller: &Session,
-        product: &str,
-        bytes: Vec<u8>,
-        file_name: &str,
-    ) -> Reply {
-        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
-        let req = self
-            .http
-            .post(format!(
-                "{}/api/v1/seller/products/{product}/images",
-                self.base
-            ))
-            .bearer_auth(&seller.token)
-            .multipart(reqwest::multipart::Form::new().part("image", part));
-        Self::read(req.send().await.unwrap()).await
-    }
-
-    /// Logs in over HTTP.
-    pub async fn login(&self, email: &str, password: &str) -> Session {
-        let r = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "login of {email}: {:?}", r.body);
-        let token = r.body["access_token"].as_str().unwrap().to_owned();
-        let me = self.get("/api/v1/me", Some(&token)).await;
-        Session {
-            token,
-            id: me.body["id"].as_str().unwrap().to_owned(),
-            email: email.to_owned(),
-        }
-    }
-
     /// Registers a buyer over HTTP and logs in.
     pub async fn buyer(&self) -> Session {
         let email = self.email("buyer");
-        let r = self
-            .post(
-                "/api/v1/auth/register",
-                None,
-                json!({"email": email, "password": "correct horse", "role": "buyer", "name": "Ada"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        self.register(
+            json!({"email": email, "password": "correct horse", "role": "buyer", "name": "Ada"}),
+        )
+        .await;
         self.login(&email, "correct horse").await
     }
 
     /// Registers a seller over HTTP, has an admin verify it, and logs in.
     pub async fn seller(&self, admin: &Session) -> Session {
         let email = self.email("seller");
-        let r = self
-            .post(
-                "/api/v1/auth/register",
-                None,
-                json!({"email": email, "password": "correct horse", "role": "seller", "store_name": format!("Store {email}")}),
-            )
+        let id = self
+            .register(json!({"email": email, "password": "correct horse", "role": "seller", "store_name": format!("Store {email}")}))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        let id = r.body["id"].as_str().unwrap().to_owned();
-        let v = self
-            .post(
-                &format!("/api/v1/admin/sellers/{id}/verify"),
-                Some(&admin.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(v.status, StatusCode::OK, "{:?}", v.body);
+        self.verify_seller(admin, &id).await;
         self.login(&email, "correct horse").await
     }
 

@@ -21,10 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use marketplace_core::HashCost;
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 
-use crate::{Reply, Session, TestServer};
+use crate::Api;
 
 /// Set in a server process's environment; [`serve`] does nothing without it, so
 /// `cargo test -- --ignored` does not start a server that never stops.
@@ -67,13 +65,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A server in a process of its own; killed (SIGKILL) when dropped.
+/// A server in a process of its own; killed (SIGKILL) when dropped. Its HTTP
+/// client is reached through `Deref` (`server.post(...)`, `server.base`).
 pub struct ServerProcess {
-    /// `http://127.0.0.1:<port>`.
-    pub base: String,
-    /// The client.
-    pub http: reqwest::Client,
+    /// The server's HTTP client.
+    pub api: Api,
     child: Child,
+}
+
+impl std::ops::Deref for ServerProcess {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl ServerProcess {
@@ -140,7 +145,10 @@ impl ServerProcess {
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return ServerProcess { base, http, child };
+                return ServerProcess {
+                    api: Api { base, http },
+                    child,
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -153,54 +161,6 @@ impl ServerProcess {
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-    }
-
-    /// Sends a request with an optional bearer token and JSON body.
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        TestServer::read(req.send().await.unwrap()).await
-    }
-
-    /// GET.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(reqwest::Method::GET, path, token, None).await
-    }
-
-    /// POST with a JSON body.
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
-    }
-
-    /// Logs in over HTTP.
-    pub async fn login(&self, email: &str, password: &str) -> Session {
-        let r = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "login of {email}: {:?}", r.body);
-        let token = r.body["access_token"].as_str().unwrap().to_owned();
-        let me = self.get("/api/v1/me", Some(&token)).await;
-        Session {
-            token,
-            id: me.body["id"].as_str().unwrap().to_owned(),
-            email: email.to_owned(),
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use marketplace_core::outbox::OutboxQuery;
 use marketplace_core::{Principal, Storage};
-use marketplace_e2e::{Session, TestServer};
+use marketplace_e2e::{Api, Session, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -845,7 +845,7 @@ async fn every_route_for_every_caller() {
                         req.multipart(reqwest::multipart::Form::new().part("image", part))
                     }
                 };
-                let res = TestServer::read(req.send().await.unwrap()).await;
+                let res = Api::read(req.send().await.unwrap()).await;
                 let want = expected(route, actor, v);
                 cases += 1;
                 if res.status.as_u16() != want {

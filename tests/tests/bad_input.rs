@@ -5,7 +5,7 @@
 
 use marketplace_core::Storage;
 use marketplace_core::outbox::OutboxQuery;
-use marketplace_e2e::{Reply, TestServer};
+use marketplace_e2e::{Api, Reply, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ async fn raw(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    TestServer::read(req.send().await.unwrap()).await
+    Api::read(req.send().await.unwrap()).await
 }
 
 fn problem(r: &Reply, status: u16, code: &str) {
@@ -235,7 +235,7 @@ async fn bad_tokens_are_refused() {
         .send()
         .await
         .unwrap();
-    problem(&TestServer::read(r).await, 401, "unauthenticated");
+    problem(&Api::read(r).await, 401, "unauthenticated");
     assert_eq!(
         s.get("/api/v1/me", Some(&buyer.token)).await.status,
         StatusCode::OK

@@ -34,7 +34,7 @@ use marketplace_core::{
 };
 use marketplace_e2e::process::{ServerProcess, free_port};
 use marketplace_e2e::smtp::{Received, SECOND_SMTP_USER, SMTP_USER, SmtpOptions, SmtpServer};
-use marketplace_e2e::{Session, TestServer, audit, postgres_schema};
+use marketplace_e2e::{Api, Session, TestServer, audit, postgres_schema};
 use marketplace_smtp::{SmtpConfig, SmtpMailer, TlsMode};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -111,36 +111,19 @@ fn arrivals(received: &[Received]) -> HashMap<String, usize> {
 /// Registers a seller with `store`, has `admin` verify it, logs in.
 async fn seller_named(s: &TestServer, admin: &Session, store: &str) -> Session {
     let email = s.email("seller");
-    let r = s
-        .post(
-            "/api/v1/auth/register",
-            None,
-            json!({"email": email, "password": "correct horse", "role": "seller", "store_name": store}),
-        )
+    let id = s
+        .register(json!({"email": email, "password": "correct horse", "role": "seller", "store_name": store}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let id = r.body["id"].as_str().unwrap();
-    let v = s
-        .post(
-            &format!("/api/v1/admin/sellers/{id}/verify"),
-            Some(&admin.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(v.status, StatusCode::OK, "{:?}", v.body);
+    s.verify_seller(admin, &id).await;
     s.login(&email, "correct horse").await
 }
 
 /// Registers a buyer with this email and logs in.
 async fn buyer_with_email(s: &TestServer, email: &str) -> Session {
-    let r = s
-        .post(
-            "/api/v1/auth/register",
-            None,
-            json!({"email": email, "password": "correct horse", "role": "buyer", "name": "Ada"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    s.register(
+        json!({"email": email, "password": "correct horse", "role": "buyer", "name": "Ada"}),
+    )
+    .await;
     s.login(email, "correct horse").await
 }
 
@@ -167,7 +150,7 @@ async fn checkout(s: &TestServer, buyer: &Session, items: &[(&str, u32)]) -> Vec
         .send()
         .await
         .unwrap();
-    let r = TestServer::read(r).await;
+    let r = Api::read(r).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     r.body["orders"]
         .as_array()
@@ -551,7 +534,7 @@ async fn checkout_on(p: &ServerProcess, buyer: &Session, address: &str) -> marke
         .send()
         .await
         .unwrap();
-    TestServer::read(r).await
+    Api::read(r).await
 }
 
 /// Two `marketplace-server` processes on the database at `url`, each with its
@@ -588,23 +571,10 @@ async fn two_processes_send_each_message_once(url: &str, backend: &str) {
     for s in 0..2 {
         let (home, other) = (&procs[s % 2], &procs[(s + 1) % 2]);
         let email = format!("seller{s}@example.com");
-        let r = home
-            .post(
-                "/api/v1/auth/register",
-                None,
-                json!({"email": email, "password": "correct horse", "role": "seller", "store_name": format!("Store {s}")}),
-            )
+        let id = home
+            .register(json!({"email": email, "password": "correct horse", "role": "seller", "store_name": format!("Store {s}")}))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        let id = r.body["id"].as_str().unwrap();
-        let v = other
-            .post(
-                &format!("/api/v1/admin/sellers/{id}/verify"),
-                Some(&admin.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(v.status, StatusCode::OK, "{:?}", v.body);
+        other.verify_seller(&admin, &id).await;
         let seller = other.login(&email, "correct horse").await;
         let p = home
             .post(
@@ -619,14 +589,10 @@ async fn two_processes_send_each_message_once(url: &str, backend: &str) {
     for i in 0..BUYERS {
         let (home, shop) = (&procs[i % 2], &procs[(i + 1) % 2]);
         let email = format!("buyer{i}@example.com");
-        let r = home
-            .post(
-                "/api/v1/auth/register",
-                None,
-                json!({"email": email, "password": "correct horse", "role": "buyer", "name": "Ada"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        home.register(
+            json!({"email": email, "password": "correct horse", "role": "buyer", "name": "Ada"}),
+        )
+        .await;
         let buyer = shop.login(&email, "correct horse").await;
         let a = shop
             .post(
