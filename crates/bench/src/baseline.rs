@@ -204,13 +204,15 @@ pub struct SqliteBaseline {
     products: Vec<(uuid::Uuid, uuid::Uuid, String, i64)>,
 }
 
-/// The SQLite store's public catalog query, newest first, 21 rows.
-const SQLITE_PAGE: &str = "SELECT p.id, p.seller_id, p.title, p.description, p.price_amount, \
-     p.currency, p.discount, p.stock, p.images, p.category_id, p.active, p.archived, \
-     p.blocked, p.version, p.created_at, p.updated_at FROM products p \
-     CROSS JOIN users u ON u.id = p.seller_id AND u.active = 1 AND u.role = 'seller' \
-     AND u.seller_status = 'verified' \
-     WHERE p.active = 1 AND p.archived = 0 AND p.blocked = 0 AND p.archived = 0";
+/// The SQLite store's public catalog query, before its keyset bound and order.
+fn sqlite_page_sql() -> String {
+    format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products p \
+         CROSS JOIN users u ON u.id = p.seller_id AND u.active = 1 AND u.role = 'seller' \
+         AND u.seller_status = 'verified' \
+         WHERE p.active = 1 AND p.archived = 0 AND p.blocked = 0 AND p.archived = 0"
+    )
+}
 
 impl SqliteBaseline {
     /// Opens `url` with `readers` reader connections and reads the seeded buyers
@@ -251,7 +253,8 @@ impl SqliteBaseline {
         let rows = match after {
             None => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{SQLITE_PAGE} ORDER BY p.created_at DESC, p.id DESC LIMIT ?1"
+                    "{} ORDER BY p.created_at DESC, p.id DESC LIMIT ?1",
+                    sqlite_page_sql()
                 )))
                 .bind(21i64)
                 .fetch_all(&self.reader)
@@ -259,8 +262,9 @@ impl SqliteBaseline {
             }
             Some((at, id)) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{SQLITE_PAGE} AND (p.created_at, p.id) < (?1, ?2) \
-                     ORDER BY p.created_at DESC, p.id DESC LIMIT ?3"
+                    "{} AND (p.created_at, p.id) < (?1, ?2) \
+                     ORDER BY p.created_at DESC, p.id DESC LIMIT ?3",
+                    sqlite_page_sql()
                 )))
                 .bind(at)
                 .bind(id)

@@ -5,8 +5,9 @@
 //! concurrent keep-alive clients, and measures in the same run the baselines that
 //! bound it: a bare warp handler and the database doing the same work without the
 //! marketplace (`pgbench -M prepared` on PostgreSQL, a minimal loop through the
-//! store's own driver on SQLite and MongoDB). Every figure is printed with its ratio to its baseline,
-//! because the absolute numbers on a shared machine are noise.
+//! store's own driver on SQLite and MongoDB). Every figure is printed with its
+//! ratio to its baseline, because the absolute numbers on a shared machine are
+//! noise.
 //!
 //! ```text
 //! cargo run --release -p marketplace-bench -- --backend postgres
