@@ -1,7 +1,8 @@
 //! Test harness: a real `marketplace-server` stack bound to `127.0.0.1:0` in the
 //! test process, a small JSON client to drive it as outside clients do, servers in
-//! OS processes of their own for tests that kill one or run two ([`process`]), and
-//! a real SMTP server for the email tests ([`smtp`]).
+//! OS processes of their own for tests that kill one or run two ([`process`]), a
+//! real SMTP server for the email tests ([`smtp`]), and the PostgreSQL and MongoDB
+//! servers some tests need, with how a test without one is skipped ([`servers`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -15,7 +16,12 @@ use serde_json::{Value, json};
 use server_warp::{App, Settings};
 
 pub mod process;
+pub mod servers;
 pub mod smtp;
+
+pub use servers::{
+    MONGODB_ENV, POSTGRES_ENV, PgSchema, mongodb_database, postgres_schema, skipped, under_ci,
+};
 
 /// An HTTP client of one marketplace server, calling it as outside clients do.
 pub struct Api {
@@ -329,72 +335,6 @@ impl TestServer {
     }
 }
 
-/// A PostgreSQL schema of its own for one test, dropped when this is dropped.
-pub struct PgSchema {
-    /// A URL that points every connection at the schema.
-    pub url: String,
-    server: String,
-    schema: String,
-}
-
-/// The variable naming the PostgreSQL server tests may create schemas on.
-pub const POSTGRES_ENV: &str = "TEST_POSTGRES_URL";
-
-/// A fresh schema on the server `TEST_POSTGRES_URL` names; `None` (after saying
-/// so loudly) when it is unset.
-pub async fn postgres_schema(test: &str) -> Option<PgSchema> {
-    use sqlx::Connection;
-    let Some(server) = std::env::var(POSTGRES_ENV).ok().filter(|u| !u.is_empty()) else {
-        eprintln!(
-            "*** SKIPPED {test}: it needs {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test) ***"
-        );
-        return None;
-    };
-    let schema = format!("mkt_e2e_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-    // The catalog's trigram indexes need pg_trgm: installed once in `public`, it
-    // never belongs to (and never goes away with) a test's schema.
-    let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
-        .execute(&mut conn)
-        .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let _ = conn.close().await;
-    let sep = if server.contains('?') { '&' } else { '?' };
-    Some(PgSchema {
-        url: format!("{server}{sep}options=-c%20search_path%3D{schema}"),
-        server,
-        schema,
-    })
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let (server, schema) = (self.server.clone(), self.schema.clone());
-        // Dropped inside a test's runtime: do the async work on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
-                    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// What an audit of a store found (after it checked every invariant).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Audit {
@@ -523,32 +463,4 @@ pub async fn audit(
         orders: orders.len(),
         units_sold: sold.values().sum(),
     }
-}
-
-/// The variable naming the MongoDB replica set tests may create databases on.
-pub const MONGODB_ENV: &str = "TEST_MONGODB_URL";
-
-/// A URL naming a fresh database on the replica set `TEST_MONGODB_URL` names;
-/// `None` (after saying so loudly) when it is unset. The server the CI starts is
-/// thrown away after the run, so the database is not dropped.
-pub fn mongodb_database(test: &str) -> Option<String> {
-    let Some(server) = std::env::var(MONGODB_ENV).ok().filter(|u| !u.is_empty()) else {
-        eprintln!(
-            "*** SKIPPED {test} on MongoDB: it needs {MONGODB_ENV} (e.g. mongodb://127.0.0.1:27017/?directConnection=true) ***"
-        );
-        return None;
-    };
-    let db = format!("mkt_e2e_{}", uuid::Uuid::new_v4().simple());
-    // mongodb://host[:port][/][?options] -> mongodb://host[:port]/db[?options]
-    let (base, query) = server
-        .split_once('?')
-        .map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let hosts = base[scheme_end..].split('/').next().unwrap_or_default();
-    let mut url = format!("{}{hosts}/{db}", &base[..scheme_end]);
-    if let Some(q) = query {
-        url.push('?');
-        url.push_str(q);
-    }
-    Some(url)
 }

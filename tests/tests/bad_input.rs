@@ -3,9 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use marketplace_core::Storage;
 use marketplace_core::outbox::OutboxQuery;
-use marketplace_e2e::{Api, Reply, TestServer};
+use marketplace_e2e::{Api, Reply, Session, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -39,19 +38,41 @@ fn problem(r: &Reply, status: u16, code: &str) {
     assert_eq!(r.body["status"], status);
 }
 
-/// Counts what exists, to prove a refused request wrote nothing.
-async fn census(s: &TestServer, product: &str) -> (usize, Value) {
+/// A GET that must answer 200 (a refused read would make two censuses equal
+/// without proving anything); its body.
+async fn read(s: &TestServer, path: &str, token: Option<&str>) -> Value {
+    let r = s.get(path, token).await;
+    assert_eq!(r.status, StatusCode::OK, "GET {path}: {:?}", r.body);
+    r.body
+}
+
+/// Everything a refused request could have written, read back: the outbox, the
+/// `products`, each of the `buyers`' profile, cart, addresses and orders, and
+/// whether the account the refused registrations name exists.
+async fn census(s: &TestServer, products: &[String], buyers: &[Session]) -> Value {
     let q = OutboxQuery {
         status: None,
         after: None,
         limit: 100_000,
     };
-    let mails = s.app.market.storage().list_outbox(&q).await.unwrap().len();
-    let p = s
-        .get(&format!("/api/v1/products/{product}"), None)
-        .await
-        .body;
-    (mails, p)
+    let storage = s.app.market.storage();
+    let mails = storage.list_outbox(&q).await.unwrap().len();
+    let registered = storage.user_by_email("a@b.co").await.unwrap().is_some();
+    let mut listed = Vec::new();
+    for p in products {
+        listed.push(read(s, &format!("/api/v1/products/{p}"), None).await);
+    }
+    let mut accounts = Vec::new();
+    for b in buyers {
+        let t = Some(b.token.as_str());
+        accounts.push(json!({
+            "profile": read(s, "/api/v1/me", t).await,
+            "cart": read(s, "/api/v1/cart", t).await,
+            "addresses": read(s, "/api/v1/me/addresses", t).await,
+            "orders": read(s, "/api/v1/orders", t).await,
+        }));
+    }
+    json!({"mails": mails, "a@b.co registered": registered, "products": listed, "buyers": accounts})
 }
 
 #[tokio::test]
@@ -61,8 +82,30 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
     let seller = s.seller(&admin).await;
     let buyer = s.buyer().await;
     let product = s.product(&seller, "Lamp", 2500, 5).await;
-    s.address(&buyer).await;
-    let before = census(&s, &product).await;
+    let vase = s.product(&seller, "Vase", 1200, 5).await;
+    let address = s.address(&buyer).await;
+    // Something in the cart, so that a refused cart change would show.
+    let r = s
+        .post(
+            "/api/v1/cart/items",
+            Some(&buyer.token),
+            json!({"product_id": product, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // A buyer whose cart stays empty.
+    let empty = s.buyer().await;
+    let (products, buyers) = (
+        [product.clone(), vase.clone()],
+        [buyer.clone(), empty.clone()],
+    );
+    let before = census(&s, &products, &buyers).await;
+    assert_eq!(before["buyers"][0]["cart"]["total"]["amount"], 2500);
+    assert_eq!(
+        before["buyers"][0]["addresses"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(before["a@b.co registered"], false);
     let b = Some(buyer.token.as_str());
     let j = "application/json";
 
@@ -133,9 +176,59 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
         .await;
     problem(&r, 422, "validation_failed");
     assert_eq!(r.body["errors"].as_array().unwrap().len(), 5);
-    // Checkout of an empty cart, and of a short cart: 409 with every item listed.
-    problem(&s.checkout(&buyer, "k", json!({})).await, 409, "cart_empty");
-    assert_eq!(census(&s, &product).await, before, "nothing was written");
+    assert_eq!(
+        census(&s, &products, &buyers).await,
+        before,
+        "nothing was written"
+    );
+
+    // Checkout of an empty cart, and of a short cart: 409 with every short item
+    // listed, and nothing written (no order, no mail, stock and cart unchanged).
+    problem(&s.checkout(&empty, "k", json!({})).await, 409, "cart_empty");
+    let r = s
+        .post(
+            "/api/v1/cart/items",
+            Some(&buyer.token),
+            json!({"product_id": vase, "quantity": 3}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    for (id, stock) in [(&product, 0), (&vase, 2)] {
+        let r = s
+            .patch(
+                &format!("/api/v1/seller/products/{id}"),
+                Some(&seller.token),
+                json!({"stock": stock}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let before = census(&s, &products, &buyers).await;
+    let r = s
+        .checkout(&buyer, "short", json!({"address_id": address}))
+        .await;
+    problem(&r, 409, "insufficient_stock");
+    let mut short: Vec<(String, u64, u64)> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["product_id"].as_str().unwrap().to_owned(),
+                i["requested"].as_u64().unwrap(),
+                i["available"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    short.sort();
+    let mut expected = vec![(product.clone(), 1, 0), (vase.clone(), 3, 2)];
+    expected.sort();
+    assert_eq!(short, expected, "every short item, with what is left");
+    assert_eq!(
+        census(&s, &products, &buyers).await,
+        before,
+        "a refused checkout writes nothing"
+    );
 }
 
 #[tokio::test]

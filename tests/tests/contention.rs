@@ -15,6 +15,10 @@ use serde_json::json;
 const HOT: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README"
+)]
 async fn a_thousand_checkouts_on_ten_hot_products_on_postgres() {
     let Some(db) = postgres_schema("a_thousand_checkouts_on_ten_hot_products_on_postgres").await
     else {
@@ -24,8 +28,13 @@ async fn a_thousand_checkouts_on_ten_hot_products_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_mongodb,
+    ignore = "needs TEST_MONGODB_URL (a MongoDB replica set), see README"
+)]
 async fn hundreds_of_checkouts_on_ten_hot_products_on_mongodb() {
-    let Some(url) = marketplace_e2e::mongodb_database("hundreds_of_checkouts_on_ten_hot_products")
+    let Some(url) =
+        marketplace_e2e::mongodb_database("hundreds_of_checkouts_on_ten_hot_products_on_mongodb")
     else {
         return;
     };

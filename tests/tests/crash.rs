@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use marketplace_core::{
     AddressInput, AuthConfig, Config, HashCost, JwtSecret, Marketplace, NewAccount, NewProduct,
-    Principal, Role, Storage,
+    Principal, Role,
 };
 use marketplace_e2e::process::{SECRET, ServerProcess, free_port};
 use marketplace_e2e::{audit, postgres_schema};
@@ -237,6 +237,10 @@ async fn sigkill_mid_checkout_on_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README"
+)]
 async fn sigkill_mid_checkout_on_postgres() {
     let Some(db) = postgres_schema("sigkill_mid_checkout_on_postgres").await else {
         return;
@@ -245,8 +249,12 @@ async fn sigkill_mid_checkout_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    no_mongodb,
+    ignore = "needs TEST_MONGODB_URL (a MongoDB replica set), see README"
+)]
 async fn sigkill_mid_checkout_on_mongodb() {
-    let Some(url) = marketplace_e2e::mongodb_database("sigkill_mid_checkout") else {
+    let Some(url) = marketplace_e2e::mongodb_database("sigkill_mid_checkout_on_mongodb") else {
         return;
     };
     crash_and_recover(&url).await;

@@ -66,8 +66,17 @@ async fn cors_answers_only_configured_origins() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 
+/// Graceful shutdown with a request in flight: a registration whose body is
+/// still being uploaded when shutdown begins. The listener closes at once (new
+/// connections are refused while that request is still open), the request
+/// completes with `201 Created` and its account is kept, and then the server
+/// stops.
 #[tokio::test]
 async fn shutdown_finishes_requests_then_stops_listening() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::time::{Duration, Instant, sleep, timeout};
+
     let base = TestServer::start().await;
     let (app, listener) = (
         base.app.clone(),
@@ -83,20 +92,69 @@ async fn shutdown_finishes_requests_then_stops_listening() {
             let _ = rx.await;
         },
     ));
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}/healthz");
-    assert_eq!(
-        client.get(&url).send().await.unwrap().status(),
-        StatusCode::OK
+
+    // The request's head, asking to be told when the handler starts reading the
+    // body (`Expect: 100-continue`), then half of the body.
+    let body = r#"{"email": "late@example.com", "password": "correct horse", "role": "buyer"}"#;
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/register HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        body.len()
     );
-    tx.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = [0u8; 256];
+    let n = timeout(Duration::from_secs(10), conn.read(&mut interim))
         .await
-        .expect("the server stops promptly once idle")
+        .expect("the server reads the request")
         .unwrap();
-    let fresh = reqwest::Client::new();
+    let interim = String::from_utf8_lossy(&interim[..n]);
     assert!(
-        fresh.get(&url).send().await.is_err(),
+        interim.starts_with("HTTP/1.1 100"),
+        "the handler is reading the body: {interim:?}"
+    );
+    conn.write_all(first_half.as_bytes()).await.unwrap();
+
+    // Shutdown begins with the request in flight: new connections are refused
+    // while it is still open.
+    tx.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections 5 s after shutdown began"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !server.is_finished(),
+        "the server waits for the request in flight"
+    );
+
+    // The rest of the body: the request completes, and the connection closes.
+    conn.write_all(second_half.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    timeout(Duration::from_secs(10), conn.read_to_end(&mut reply))
+        .await
+        .expect("the reply comes and the connection closes")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 201"),
+        "the request in flight completes: {reply}"
+    );
+    timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops once the request is done")
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
         "no longer accepting connections"
     );
+    base.app
+        .market
+        .login("late@example.com", "correct horse", None)
+        .await
+        .expect("the account the request in flight created is kept");
 }

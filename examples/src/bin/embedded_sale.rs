@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use marketplace_core::{
     AddressInput, AuthConfig, CheckoutRequest, Config, DevMailer, Discount, DiscountKind,
-    JwtSecret, Marketplace, Money, NewAccount, NewProduct, OrderStatus, OutboxWorker, Principal,
-    Role,
+    IdempotencyKey, JwtSecret, Marketplace, Money, NewAccount, NewProduct, OrderStatus,
+    OutboxWorker, Principal, Role,
 };
 use storage_memory::MemoryStorage;
 
@@ -142,10 +142,12 @@ async fn main() -> Result<()> {
     }
     println!("cart    total {}", cart.total);
 
+    // The key a client sends with its checkout (a host reads it from a header).
+    let key = IdempotencyKey::parse("example-checkout-1").map_err(marketplace_core::Error::from)?;
     let checkout = market
         .checkout(
             &buyer,
-            "example-checkout-1",
+            &key,
             CheckoutRequest {
                 address_id: Some(home.id),
             },
@@ -168,7 +170,7 @@ async fn main() -> Result<()> {
     let again = market
         .checkout(
             &buyer,
-            "example-checkout-1",
+            &key,
             CheckoutRequest {
                 address_id: Some(home.id),
             },

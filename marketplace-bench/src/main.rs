@@ -1,0 +1,737 @@
+//! # marketplace-bench
+//!
+//! Starts `marketplace-server` in this process (release build) on one backend,
+//! seeds a catalog through the library, drives it over loopback HTTP with
+//! concurrent keep-alive clients, and measures in the same run the baselines that
+//! bound it: a bare warp handler and the database doing the same work without the
+//! marketplace (`pgbench -M prepared` on PostgreSQL, a minimal loop through the
+//! store's own driver on SQLite and MongoDB). Every figure is printed with its
+//! ratio to its baseline, because the absolute numbers on a shared machine are
+//! noise.
+//!
+//! ```text
+//! cargo run --release -p marketplace-bench -- --backend postgres
+//! ```
+#![forbid(unsafe_code)]
+
+mod baseline;
+mod contention;
+mod load;
+mod report;
+mod seed;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use rand::Rng;
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::load::OpResult;
+use crate::report::{Report, Row};
+
+/// The store under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+    Mongo,
+}
+
+/// Load benchmark of the marketplace server.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The store under test.
+    #[arg(long, value_enum, default_value = "memory")]
+    backend: Backend,
+    /// PostgreSQL server (a fresh schema is created and dropped).
+    #[arg(
+        long,
+        env = "BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
+    /// MongoDB server, a replica set (a fresh database is created and dropped).
+    #[arg(
+        long,
+        env = "BENCH_MONGODB_URL",
+        default_value = "mongodb://127.0.0.1:27017/?directConnection=true"
+    )]
+    mongodb: String,
+    /// Concurrent HTTP connections (and pgbench clients).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds measured per phase (after a one-second warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Products in the catalog.
+    #[arg(long, default_value_t = 10_000)]
+    products: usize,
+    /// Verified sellers.
+    #[arg(long, default_value_t = 50)]
+    sellers: usize,
+    /// Buyers (each checkout client and each contention buyer is one of them).
+    #[arg(long, default_value_t = 400)]
+    buyers: usize,
+    /// Hot products of the contention phase.
+    #[arg(long, default_value_t = 10)]
+    hot: usize,
+    /// Units of each hot product (default: two per contender in all, spread over
+    /// the hot products). Whatever it is, the contenders together want twice the
+    /// hot stock, so the phase always ends sold out.
+    #[arg(long)]
+    hot_stock: Option<u32>,
+    /// Concurrent buyers of the contention phase.
+    #[arg(long, default_value_t = 300)]
+    contenders: usize,
+    /// Most carts filled for the checkout-alone phase.
+    #[arg(long, default_value_t = 20_000)]
+    max_carts: usize,
+    /// SQL pool size of the server (`DATABASE_MAX_CONNECTIONS`).
+    #[arg(long, default_value_t = 10)]
+    pool: u32,
+    /// Run ANALYZE after seeding (`--analyze=false` shows the plans of a
+    /// freshly loaded database without statistics).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    analyze: bool,
+    /// Keep the PostgreSQL schema or MongoDB database after the run (its name is
+    /// printed), to look at plans with the seeded data.
+    #[arg(long)]
+    keep_schema: bool,
+    /// Where the markdown table is written.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    out: std::path::PathBuf,
+}
+
+/// A fresh PostgreSQL schema, dropped at the end.
+struct Schema {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    async fn create(server: &str) -> Result<Schema> {
+        let name = format!("mkt_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(server)
+            .await
+            .context("cannot reach PostgreSQL")?;
+        // The catalog's trigram indexes need pg_trgm: installed once in `public`, it
+        // never belongs to (and never goes away with) the benchmark's schema.
+        let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+            .execute(&mut conn)
+            .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
+            .execute(&mut conn)
+            .await?;
+        let sep = if server.contains('?') { '&' } else { '?' };
+        Ok(Schema {
+            url: format!("{server}{sep}options=-c%20search_path%3D{name}"),
+            server: server.to_owned(),
+            name,
+        })
+    }
+
+    async fn execute(&self, sql: &str) -> Result<()> {
+        let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn drop(self) -> Result<()> {
+        let mut conn = sqlx::PgConnection::connect(&self.server).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Peak resident set of this process (server, load generator and seeding), KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn check(res: reqwest::Response, what: &str) -> Result<reqwest::Response> {
+    if res.status().is_success() {
+        Ok(res)
+    } else {
+        bail!("{what}: HTTP {}", res.status())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let warmup = Duration::from_secs(1);
+    let measure = Duration::from_secs(args.seconds);
+    let dir = tempfile::tempdir()?;
+
+    let schema = match args.backend {
+        Backend::Postgres => Some(Schema::create(&args.postgres).await?),
+        _ => None,
+    };
+    let mongo = (args.backend == Backend::Mongo).then(|| {
+        with_database(
+            &args.mongodb,
+            &format!("mkt_bench_{}", uuid::Uuid::new_v4().simple()),
+        )
+    });
+    let result = bench(
+        &args,
+        schema.as_ref(),
+        mongo.as_deref(),
+        dir.path(),
+        warmup,
+        measure,
+    )
+    .await;
+    if let Some(schema) = schema {
+        if args.keep_schema {
+            eprintln!("kept schema {}", schema.name);
+        } else {
+            schema.drop().await?;
+        }
+    }
+    if let Some(url) = &mongo {
+        let options = mongodb::options::ClientOptions::parse(url).await?;
+        let name = options.default_database.clone().context("no database")?;
+        if args.keep_schema {
+            eprintln!("kept database {name}");
+        } else {
+            let client = mongodb::Client::with_options(options)?;
+            client.database(&name).drop().await?;
+        }
+    }
+    let report = result?;
+    let md = report.markdown(&args_line(&args), started.elapsed());
+    println!("{md}");
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    report::write_section(
+        &args.out,
+        &format!("{:?}", args.backend).to_lowercase(),
+        &md,
+    )?;
+    eprintln!("written to {}", args.out.display());
+    let failed: Vec<String> = report
+        .invariants
+        .checks(&report.contention)
+        .into_iter()
+        .filter_map(|(check, ok)| (!ok).then_some(check))
+        .collect();
+    if !failed.is_empty() {
+        bail!("the contention audit failed: {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// `url` with its database (the path) set to `name`, keeping the hosts and the
+/// options.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("mongodb", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let hosts = rest.split('/').next().unwrap_or(rest);
+    match query {
+        Some(q) => format!("{scheme}://{hosts}/{name}?{q}"),
+        None => format!("{scheme}://{hosts}/{name}"),
+    }
+}
+
+fn args_line(args: &Args) -> String {
+    format!(
+        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --contenders {} --hot {}{} --pool {} --analyze={}",
+        format!("{:?}", args.backend).to_lowercase(),
+        args.clients,
+        args.seconds,
+        args.contenders,
+        args.hot,
+        args.hot_stock
+            .map(|n| format!(" --hot-stock {n}"))
+            .unwrap_or_default(),
+        args.pool,
+        args.analyze
+    )
+}
+
+async fn bench(
+    args: &Args,
+    schema: Option<&Schema>,
+    mongo: Option<&str>,
+    dir: &std::path::Path,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<Report> {
+    let url = match (args.backend, schema) {
+        (Backend::Memory, _) => "memory:".to_owned(),
+        (Backend::Sqlite, _) => format!("sqlite://{}", dir.join("bench.db").display()),
+        (Backend::Postgres, Some(s)) => s.url.clone(),
+        (Backend::Postgres, None) => bail!("no schema"),
+        (Backend::Mongo, _) => mongo.context("no MongoDB database")?.to_owned(),
+    };
+    let mut settings = server_warp::Settings::default();
+    settings.listen = "127.0.0.1:0".parse()?;
+    settings.database_url = url;
+    settings.sql.max_connections = args.pool;
+    settings.jwt_secret = Some("benchmark-secret-of-at-least-32-bytes-long".into());
+    settings.media_dir = dir.join("media");
+    // Seeded accounts are hashed at the cheapest cost: seeding measures nothing.
+    settings.hash_cost = marketplace_core::HashCost::FAST_INSECURE;
+    settings.outbox_poll = Duration::ZERO;
+    let (app, _mailer) = server_warp::build(&settings).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}/api/v1", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server_warp::serve::serve(
+        listener,
+        app.clone(),
+        settings.cors.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let bare = baseline::bare_warp().await?;
+
+    let t = Instant::now();
+    eprintln!(
+        "seeding {} products, {} sellers, {} buyers...",
+        args.products, args.sellers, args.buyers
+    );
+    let seeded = Arc::new(
+        seed::seed(
+            &app.market,
+            args.sellers,
+            args.products,
+            args.buyers.max(args.clients).max(args.contenders),
+            args.hot,
+            args.hot_stock
+                .unwrap_or_else(|| contention::default_hot_stock(args.contenders, args.hot)),
+        )
+        .await?,
+    );
+    // Planner statistics after the bulk load, as an operator runs ANALYZE after
+    // an import: without them both databases plan the catalog page as a scan and
+    // sort of the whole table (PostgreSQL until autovacuum gets to it; SQLite never).
+    if args.analyze {
+        match (args.backend, schema) {
+            (Backend::Postgres, Some(s)) => s.execute("ANALYZE").await?,
+            (Backend::Sqlite, _) => {
+                let mut conn = sqlx::SqliteConnection::connect(&settings.database_url).await?;
+                sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
+                conn.close().await?;
+            }
+            _ => {}
+        }
+    }
+    let seed_secs = t.elapsed().as_secs_f64();
+    eprintln!("seeded in {seed_secs:.1} s");
+
+    // The cursor of a deep page: past half the catalog.
+    let mut cursor = None;
+    for _ in 0..(args.products / 2 / 100) {
+        let q: marketplace_core::CatalogQuery =
+            serde_json::from_value(json!({"limit": 100, "cursor": cursor}))?;
+        cursor = app.market.browse(q).await?.next_cursor;
+    }
+    let deep_cursor = cursor.context("the catalog has no deep page")?;
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.contenders.max(args.clients))
+        .build()?;
+    let mut rows = Vec::new();
+    let n = args.clients;
+
+    // HTTP limit of this machine.
+    eprintln!("phase: bare warp");
+    let bare_stats = {
+        let (http, url) = (http.clone(), format!("http://{bare}/items"));
+        load::run(n, warmup, measure, move |_, _| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                check(http.get(&url).send().await?, "bare")?.bytes().await?;
+                OpResult::Ok(None)
+            }
+        })
+        .await
+    };
+
+    let get_phase = |path: String| {
+        let http = http.clone();
+        async move {
+            load::run(n, warmup, measure, move |_, _| {
+                let (http, url) = (http.clone(), path.clone());
+                async move {
+                    check(http.get(&url).send().await?, "catalog")?
+                        .bytes()
+                        .await?;
+                    OpResult::Ok(None)
+                }
+            })
+            .await
+        }
+    };
+    eprintln!("phase: catalog");
+    let first = get_phase(format!("{base}/products?limit=20")).await;
+    let deep = get_phase(format!(
+        "{base}/products?limit=20&cursor={}",
+        urlencode(&deep_cursor)
+    ))
+    .await;
+    let search = get_phase(format!(
+        "{base}/products?limit=20&q=lamp&min_price=1000&max_price=8000&in_stock=true"
+    ))
+    .await;
+
+    // The database doing the same work without us: its catalog pages right after
+    // ours, on the same data (before the checkout phases grow the tables and, on
+    // SQLite, the write-ahead log), its checkout right after ours.
+    let db_name = match args.backend {
+        Backend::Postgres => "pgbench",
+        Backend::Mongo => "driver loop",
+        _ => "sqlx loop",
+    };
+    let driver = match args.backend {
+        Backend::Sqlite => Some(Arc::new(baseline::DriverBaseline::Sqlite(
+            baseline::SqliteBaseline::open(&settings.database_url, args.pool).await?,
+        ))),
+        Backend::Mongo => Some(Arc::new(baseline::DriverBaseline::Mongo(
+            baseline::MongoBaseline::open(&settings.database_url).await?,
+        ))),
+        _ => None,
+    };
+    let db_pages = match (&driver, schema) {
+        (Some(d), _) => {
+            eprintln!("phase: {db_name} catalog pages (the store's query, without us)");
+            let deep_key = deep_keyset(&app, &deep_cursor).await?;
+            let page = |after: Option<(i64, uuid::Uuid)>| {
+                let d = Arc::clone(d);
+                load::run(n, warmup, measure, move |_, _| {
+                    let d = Arc::clone(&d);
+                    async move {
+                        d.page(after).await?;
+                        OpResult::Ok(None)
+                    }
+                })
+            };
+            let first = page(None).await;
+            let deep = page(Some(deep_key)).await;
+            Some((baseline::DbRun::of(&first), baseline::DbRun::of(&deep)))
+        }
+        (None, Some(schema)) => {
+            eprintln!("phase: pgbench catalog pages");
+            schema.execute(baseline::NUMBERING_SQL).await?;
+            let after = deep_keyset_sql(&app, &deep_cursor).await?;
+            let (url, dir, secs) = (schema.url.clone(), dir.to_owned(), args.seconds);
+            Some(
+                tokio::task::spawn_blocking(move || -> Result<_> {
+                    let first = baseline::pgbench(
+                        &url,
+                        &dir,
+                        "first_page",
+                        &baseline::keyset_page_sql(None),
+                        n,
+                        secs,
+                    )?;
+                    let deep = baseline::pgbench(
+                        &url,
+                        &dir,
+                        "deep_page",
+                        &baseline::keyset_page_sql(Some(&after)),
+                        n,
+                        secs,
+                    )?;
+                    Ok((first, deep))
+                })
+                .await??,
+            )
+        }
+        _ => None,
+    };
+
+    eprintln!("phase: buyer step (3 items from 2 sellers, checkout)");
+    let step = {
+        let (http, base, seeded) = (http.clone(), base.clone(), Arc::clone(&seeded));
+        load::run(n, warmup, measure, move |client, i| {
+            let (http, base, seeded) = (http.clone(), base.clone(), Arc::clone(&seeded));
+            async move { buyer_step(&http, &base, &seeded, client, i).await }
+        })
+        .await
+    };
+
+    // The checkout call alone: every client checks out carts filled beforehand,
+    // so nothing but checkouts runs at 64 connections (the figure to hold against
+    // the database's own checkout transaction). Enough carts for twice the rate
+    // the buyer step's checkout latency suggests (Little's law), within bounds.
+    let carts = {
+        let mean_s = step.inner_micros.iter().sum::<u64>() as f64
+            / step.inner_micros.len().max(1) as f64
+            / 1e6;
+        let rate = n as f64 / mean_s.max(1e-4);
+        ((2.0 * rate * (warmup + measure).as_secs_f64()) as usize).clamp(4 * n, args.max_carts)
+    };
+    eprintln!("phase: checkout alone ({carts} carts filled beforehand)");
+    let ready = Arc::new(seed::buyers_with_carts(&app.market, &seeded, carts).await?);
+    let alone = {
+        let (http, base) = (http.clone(), base.clone());
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        load::run(n, warmup, measure, move |client, i| {
+            let (http, base, ready) = (http.clone(), base.clone(), Arc::clone(&ready));
+            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                let Some(buyer) = ready.get(k) else {
+                    return Err(load::Exhausted.into());
+                };
+                checkout(&http, &base, buyer, &format!("alone-{client}-{i}")).await?;
+                OpResult::Ok(None)
+            }
+        })
+        .await
+    };
+
+    // The database's own checkout transaction, right after ours.
+    let db_checkout = match (&driver, schema) {
+        (Some(d), _) => {
+            eprintln!("phase: {db_name} checkout");
+            let d = Arc::clone(d);
+            let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let run = load::run(n, warmup, measure, move |_, _| {
+                let d = Arc::clone(&d);
+                let k = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    d.checkout(k).await?;
+                    OpResult::Ok(None)
+                }
+            })
+            .await;
+            Some(baseline::DbRun::of(&run))
+        }
+        (None, Some(schema)) => {
+            eprintln!("phase: pgbench checkout");
+            let (url, dir) = (schema.url.clone(), dir.to_owned());
+            let (secs, buyers, products) = (args.seconds, seeded.buyers.len(), args.products);
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    baseline::pgbench(
+                        &url,
+                        &dir,
+                        "checkout",
+                        &baseline::checkout_sql(buyers, products),
+                        n,
+                        secs,
+                    )
+                })
+                .await??,
+            )
+        }
+        _ => None,
+    };
+    if let Some(d) = &driver {
+        d.cleanup().await?;
+    }
+    if let Some(schema) = schema {
+        schema.execute(baseline::CLEANUP_SQL).await?;
+    }
+    let db = db_pages
+        .zip(db_checkout)
+        .map(|((first, deep), checkout)| (first, deep, checkout));
+
+    eprintln!(
+        "phase: contention ({} buyers on {} hot products)",
+        args.contenders, args.hot
+    );
+    let contention = contention::run(&http, &base, &seeded, args.contenders).await?;
+    let stored = match args.backend {
+        Backend::Memory => contention::Stored::Memory,
+        Backend::Sqlite | Backend::Postgres => contention::Stored::Sql(&settings.database_url),
+        Backend::Mongo => contention::Stored::Mongo(&settings.database_url),
+    };
+    let invariants = contention::audit(&app, &stored, &seeded).await?;
+
+    let _ = stop_tx.send(());
+    let bare_rate = bare_stats.rate();
+    rows.push(Row::new(
+        "bare warp handler, 20-item JSON list",
+        &bare_stats,
+        None,
+    ));
+    let db_first = db.map(|p| (format!("{db_name} first page"), p.0.tps));
+    let db_deep = db.map(|p| (format!("{db_name} deep page"), p.1.tps));
+    let db_checkout = db.map(|p| (format!("{db_name} checkout"), p.2.tps));
+    rows.push(
+        Row::new("catalog first page", &first, Some(("bare warp", bare_rate)))
+            .also(db_first.as_ref().map(|(n, r)| (n.as_str(), *r))),
+    );
+    rows.push(
+        Row::new(
+            "catalog deep keyset page",
+            &deep,
+            Some(("bare warp", bare_rate)),
+        )
+        .also(db_deep.as_ref().map(|(n, r)| (n.as_str(), *r))),
+    );
+    rows.push(Row::new(
+        "catalog search + filters",
+        &search,
+        Some(("bare warp", bare_rate)),
+    ));
+    rows.push(Row::new(
+        "buyer step: 3 adds + checkout",
+        &step,
+        db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
+    ));
+    let mut in_step = step.clone();
+    in_step.micros = step.inner_micros.clone();
+    rows.push(Row::new(
+        "checkout call inside the step (rate is the step's)",
+        &in_step,
+        None,
+    ));
+    rows.push(Row::new(
+        &format!(
+            "checkout call alone (carts filled beforehand{})",
+            if alone.exhausted {
+                "; carts ran out"
+            } else {
+                ""
+            }
+        ),
+        &alone,
+        db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
+    ));
+    if let Some((f, d, c)) = db {
+        rows.push(Row::db(&format!("{db_name}: keyset first page"), f));
+        rows.push(Row::db(&format!("{db_name}: keyset deep page"), d));
+        rows.push(Row::db(&format!("{db_name}: checkout transaction"), c));
+    }
+    Ok(Report {
+        backend: format!("{:?}", args.backend).to_lowercase(),
+        clients: n,
+        seconds: args.seconds,
+        pool: args.pool,
+        seed_secs,
+        products: args.products,
+        sellers: args.sellers,
+        buyers: seeded.buyers.len(),
+        rows,
+        peak_rss_kib: peak_rss_kib(),
+        contention,
+        invariants,
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `(created_at, id)` bound of the deep page, as SQL.
+async fn deep_keyset_sql(app: &server_warp::App, cursor: &str) -> Result<String> {
+    let q: marketplace_core::CatalogQuery =
+        serde_json::from_value(json!({"limit": 1, "cursor": cursor}))?;
+    let page = app.market.browse(q).await?;
+    let p = page.items.first().context("empty deep page")?;
+    // The page starts right after the product before this one: bound on this one,
+    // inclusive, by bounding on a key just above it.
+    let created = p.created_at + chrono::Duration::microseconds(1);
+    Ok(format!(
+        "('{}'::timestamptz, '{}'::uuid)",
+        created.to_rfc3339(),
+        p.id
+    ))
+}
+
+/// The `(created_at ms, id)` bound of the deep page, for the SQLite baseline.
+async fn deep_keyset(app: &server_warp::App, cursor: &str) -> Result<(i64, uuid::Uuid)> {
+    let q: marketplace_core::CatalogQuery =
+        serde_json::from_value(json!({"limit": 1, "cursor": cursor}))?;
+    let page = app.market.browse(q).await?;
+    let p = page.items.first().context("empty deep page")?;
+    Ok((p.created_at.timestamp_millis() + 1, p.id.0))
+}
+
+/// One buyer step: 3 units from 2 sellers into the cart, then checkout. Returns
+/// the time of the checkout call.
+async fn buyer_step(
+    http: &reqwest::Client,
+    base: &str,
+    seeded: &seed::Seeded,
+    client: usize,
+    i: u64,
+) -> OpResult {
+    let buyer = &seeded.buyers[client % seeded.buyers.len()];
+    let (a, b, pa1, pa2, pb) = {
+        let mut rng = rand::thread_rng();
+        let a = rng.gen_range(0..seeded.sellers.len());
+        let b = (a + rng.gen_range(1..seeded.sellers.len())) % seeded.sellers.len();
+        let per = seeded.sellers[a].products.len();
+        let x = rng.gen_range(0..per);
+        (
+            a,
+            b,
+            x,
+            (x + 1) % per,
+            rng.gen_range(0..seeded.sellers[b].products.len()),
+        )
+    };
+    for p in [
+        seeded.sellers[a].products[pa1],
+        seeded.sellers[a].products[pa2],
+        seeded.sellers[b].products[pb],
+    ] {
+        let r = http
+            .post(format!("{base}/cart/items"))
+            .bearer_auth(&buyer.token)
+            .json(&json!({"product_id": p, "quantity": 1}))
+            .send()
+            .await?;
+        check(r, "add to cart")?.bytes().await?;
+    }
+    let t = Instant::now();
+    checkout(http, base, buyer, &format!("step-{client}-{i}")).await?;
+    Ok(Some(t.elapsed()))
+}
+
+/// Checks out the buyer's cart with a fresh idempotency key.
+async fn checkout(
+    http: &reqwest::Client,
+    base: &str,
+    buyer: &seed::Buyer,
+    key: &str,
+) -> Result<()> {
+    let r = http
+        .post(format!("{base}/checkout"))
+        .bearer_auth(&buyer.token)
+        .header(
+            "Idempotency-Key",
+            format!("{key}-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .json(&json!({"address_id": buyer.address}))
+        .send()
+        .await?;
+    check(r, "checkout")?.bytes().await?;
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The scenarios: each takes a fresh, empty store and panics when the backend
+//! breaks the contract.
+
+mod accounts;
+mod catalog;
+mod hostile;
+mod images;
+mod orders;
+mod outbox;
+mod shopping;
+
+pub use accounts::*;
+pub use catalog::*;
+pub use hostile::*;
+pub use images::*;
+pub use orders::*;
+pub use outbox::*;
+pub use shopping::*;
+
+/// Asserts that a result is a particular error variant.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat $(if $guard:expr)?) => {
+        match $result {
+            Err($pattern) $(if $guard)? => {}
+            Err(other) => panic!("expected {}, got error {other:?}", stringify!($pattern)),
+            Ok(_) => panic!("expected {}, got success", stringify!($pattern)),
+        }
+    };
+}

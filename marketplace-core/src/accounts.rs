@@ -1,0 +1,275 @@
+//! Registration, profiles, and the admin's moderation of accounts.
+
+use serde::Deserialize;
+
+use crate::auth::{TokenPurpose, hash_password};
+use crate::error::{Error, Result, Violations};
+use crate::fields::{Email, Password, optional_text, phone, text};
+use crate::ids::UserId;
+use crate::marketplace::Marketplace;
+use crate::notify::Notification;
+use crate::storage::{Storage, StorageError};
+use crate::user::{Principal, Role, SellerStatus, SellerSummary, User};
+
+/// A sign-up request as a client sends it; validated by [`Marketplace::register`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    /// Login email.
+    #[cfg_attr(feature = "openapi", schema(max_length = 254, format = "email"))]
+    pub email: String,
+    /// Clear-text password, 8..=128 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
+    pub password: String,
+    /// `buyer` or `seller`.
+    pub role: Role,
+    /// Display name.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
+    pub name: Option<String>,
+    /// Store name; required for sellers.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 100))]
+    pub store_name: Option<String>,
+}
+
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Changes to a profile: absent fields stay, `null` clears.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// New display name.
+    #[serde(default, deserialize_with = "crate::patch::some")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
+    pub name: Option<Option<String>>,
+    /// New phone.
+    #[serde(default, deserialize_with = "crate::patch::some")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 32, pattern = "^\\+?[0-9 .()-]+$")
+    )]
+    pub phone: Option<Option<String>>,
+}
+
+impl<S: Storage> Marketplace<S> {
+    /// Opens a buyer or seller account and mails an email-verification token.
+    /// Sellers start `pending` until an admin verifies them.
+    pub async fn register(&self, account: NewAccount) -> Result<User> {
+        let mut v = Violations::default();
+        let email = v.check(Email::parse(&account.email));
+        let password = v.check(Password::parse(&account.password));
+        let name = v.check(optional_text("name", account.name.as_deref(), 100));
+        let store_name = match account.role {
+            Role::Seller => v
+                .check(text(
+                    "store_name",
+                    account.store_name.as_deref().unwrap_or(""),
+                    2,
+                    100,
+                    false,
+                ))
+                .map(Some),
+            Role::Buyer => {
+                if account.store_name.is_some() {
+                    v.add(
+                        "store_name",
+                        "not_allowed",
+                        "only sellers have a store name",
+                    );
+                }
+                Some(None)
+            }
+            Role::Admin => {
+                v.add("role", "invalid", "must be buyer or seller");
+                None
+            }
+        };
+        v.finish()?;
+        let (Some(email), Some(password), Some(name), Some(store_name)) =
+            (email, password, name, store_name)
+        else {
+            return Err(Error::internal("validated fields missing"));
+        };
+        self.create_account(email, &password, account.role, name, store_name)
+            .await
+    }
+
+    /// Creates an admin account. For bootstrap tools (a command line, configuration),
+    /// never for open sign-up.
+    pub async fn create_admin(&self, email: &str, password: &str) -> Result<User> {
+        let mut v = Violations::default();
+        let email = v.check(Email::parse(email));
+        let password = v.check(Password::parse(password));
+        v.finish()?;
+        let (Some(email), Some(password)) = (email, password) else {
+            return Err(Error::internal("validated fields missing"));
+        };
+        self.create_account(email, &password, Role::Admin, None, None)
+            .await
+    }
+
+    async fn create_account(
+        &self,
+        email: Email,
+        password: &Password,
+        role: Role,
+        name: Option<String>,
+        store_name: Option<String>,
+    ) -> Result<User> {
+        let password_hash = hash_password(password, self.inner.config.auth.hash_cost).await?;
+        let user = User {
+            id: UserId(self.new_id()),
+            email,
+            password_hash,
+            role,
+            name,
+            phone: None,
+            store_name,
+            seller_status: (role == Role::Seller).then_some(SellerStatus::Pending),
+            // An admin's address is vouched for by the operator who created it.
+            email_verified: role == Role::Admin,
+            active: true,
+            created_at: self.now(),
+        };
+        let result = if user.email_verified {
+            self.storage().create_user(&user, None, &[]).await
+        } else {
+            let (token, record) = self.one_time_token(user.id, TokenPurpose::VerifyEmail);
+            let mail = self.render(&Notification::VerifyEmail {
+                user: &user,
+                token: &token,
+            })?;
+            self.storage()
+                .create_user(&user, Some(&record), &[mail])
+                .await
+        };
+        match result {
+            Ok(()) => Ok(user),
+            Err(StorageError::AlreadyExists(_)) => Err(Error::conflict(
+                "email_taken",
+                "an account with this email already exists",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The caller's own profile.
+    pub async fn profile(&self, who: &Principal) -> Result<User> {
+        self.account(who).await
+    }
+
+    /// Updates the caller's own name and phone.
+    pub async fn update_profile(&self, who: &Principal, update: ProfileUpdate) -> Result<User> {
+        let current = self.account(who).await?;
+        let mut v = Violations::default();
+        let name = match &update.name {
+            None => Some(current.name.clone()),
+            Some(n) => v.check(optional_text("name", n.as_deref(), 100)),
+        };
+        let phone = match &update.phone {
+            None => Some(current.phone.clone()),
+            Some(p) => v.check(phone("phone", p.as_deref())),
+        };
+        v.finish()?;
+        let (Some(name), Some(phone)) = (name, phone) else {
+            return Err(Error::internal("validated fields missing"));
+        };
+        self.storage()
+            .update_profile(who.user_id, name.as_deref(), phone.as_deref())
+            .await?
+            .ok_or(Error::Unauthenticated)
+    }
+
+    /// Sellers, for an admin, optionally of one status; ordered by id, paged by
+    /// the last id seen.
+    pub async fn list_sellers(
+        &self,
+        who: &Principal,
+        status: Option<SellerStatus>,
+        after: Option<UserId>,
+        limit: Option<u32>,
+    ) -> Result<crate::Page<SellerSummary>> {
+        self.require(who, Role::Admin)?;
+        let limit = self.page_size(limit);
+        let sellers = self
+            .storage()
+            .list_sellers(status, after, limit + 1)
+            .await?;
+        Ok(
+            crate::Page::from_overfetch(sellers, limit, |u| u.id.to_string())
+                .map(|u| SellerSummary::of(&u)),
+        )
+    }
+
+    /// An admin verifies a seller (`verified = true`) or rejects it; the seller is
+    /// told by mail.
+    pub async fn decide_seller(
+        &self,
+        who: &Principal,
+        seller: UserId,
+        verified: bool,
+    ) -> Result<SellerSummary> {
+        self.require(who, Role::Admin)?;
+        let mut user = self
+            .storage()
+            .user(seller)
+            .await?
+            .filter(|u| u.role == Role::Seller)
+            .ok_or(Error::NotFound("seller"))?;
+        let status = if verified {
+            SellerStatus::Verified
+        } else {
+            SellerStatus::Rejected
+        };
+        user.seller_status = Some(status);
+        let mail = self.render(&Notification::SellerDecision { seller: &user })?;
+        self.storage()
+            .set_seller_status(seller, status, &[mail])
+            .await?;
+        Ok(SellerSummary::of(&user))
+    }
+
+    /// Verifies a seller by email, for bootstrap tools acting with the operator's
+    /// authority (a command line), not for API callers.
+    pub async fn verify_seller_by_email(&self, email: &str) -> Result<SellerSummary> {
+        let email = Email::parse(email).map_err(|e| Error::Validation(vec![e]))?;
+        let mut user = self
+            .storage()
+            .user_by_email(email.as_str())
+            .await?
+            .filter(|u| u.role == Role::Seller)
+            .ok_or(Error::NotFound("seller"))?;
+        user.seller_status = Some(SellerStatus::Verified);
+        let mail = self.render(&Notification::SellerDecision { seller: &user })?;
+        self.storage()
+            .set_seller_status(user.id, SellerStatus::Verified, &[mail])
+            .await?;
+        Ok(SellerSummary::of(&user))
+    }
+
+    /// An admin deactivates (or reactivates) an account: a deactivated user cannot
+    /// sign in, every login is revoked, and a seller's products disappear.
+    pub async fn set_user_active(&self, who: &Principal, user: UserId, active: bool) -> Result<()> {
+        self.require(who, Role::Admin)?;
+        if user == who.user_id && !active {
+            return Err(Error::conflict(
+                "self_deactivation",
+                "an admin cannot deactivate itself",
+            ));
+        }
+        match self.storage().set_user_active(user, active).await {
+            Err(StorageError::NotFound) => Err(Error::NotFound("user")),
+            other => Ok(other?),
+        }
+    }
+}

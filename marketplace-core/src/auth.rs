@@ -1,0 +1,576 @@
+//! Authentication: password hashing, access tokens (JWT), rotating refresh tokens,
+//! single-use email tokens, and login throttling.
+
+use std::net::IpAddr;
+use std::time::Duration as StdDuration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fields::{Email, Password};
+use crate::ids::{TokenFamilyId, UserId};
+use crate::marketplace::Marketplace;
+use crate::notify::Notification;
+use crate::storage::{RotateOutcome, Storage, TokenEffect};
+use crate::user::{Principal, Role};
+
+/// A signing secret for access tokens. Its `Debug` never shows the value.
+#[derive(Clone)]
+pub struct JwtSecret(Vec<u8>);
+
+impl JwtSecret {
+    /// The smallest accepted secret, in bytes (HS256 wants at least 256 bits).
+    pub const MIN_LEN: usize = 32;
+
+    /// Wraps a secret of at least [`Self::MIN_LEN`] bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<JwtSecret, String> {
+        let bytes = bytes.into();
+        if bytes.len() < Self::MIN_LEN {
+            return Err(format!(
+                "the JWT secret must have at least {} bytes",
+                Self::MIN_LEN
+            ));
+        }
+        Ok(JwtSecret(bytes))
+    }
+
+    /// A fresh random secret, as a string fit for a file or variable.
+    pub fn generate() -> String {
+        random_token()
+    }
+}
+
+impl std::fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtSecret(<redacted>)")
+    }
+}
+
+/// How expensive password hashing is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over memory.
+    pub iterations: u32,
+}
+
+impl HashCost {
+    /// OWASP's recommended argon2id cost (19 MiB, 2 passes).
+    pub const RECOMMENDED: HashCost = HashCost {
+        memory_kib: 19_456,
+        iterations: 2,
+    };
+    /// The cheapest cost argon2 allows: for tests only.
+    pub const FAST_INSECURE: HashCost = HashCost {
+        memory_kib: 8,
+        iterations: 1,
+    };
+}
+
+/// Authentication settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// Key that signs access tokens.
+    pub jwt_secret: JwtSecret,
+    /// Lifetime of an access token (default 15 minutes).
+    pub access_ttl: Duration,
+    /// Lifetime of a refresh token (default 30 days).
+    pub refresh_ttl: Duration,
+    /// Lifetime of an email-verification token (default 48 hours).
+    pub verify_email_ttl: Duration,
+    /// Lifetime of a password-reset token (default 1 hour).
+    pub reset_password_ttl: Duration,
+    /// Whether an unverified email blocks cart and checkout (default off).
+    pub require_verified_email: bool,
+    /// Failed logins allowed per account within `throttle_window` (default 5).
+    pub max_failures_per_account: u32,
+    /// Failed logins allowed per client address within `throttle_window` (default 20).
+    pub max_failures_per_client: u32,
+    /// The window failures are counted in (default 15 minutes).
+    pub throttle_window: Duration,
+    /// Password hashing cost.
+    pub hash_cost: HashCost,
+}
+
+impl AuthConfig {
+    /// The defaults, signing with `jwt_secret`.
+    pub fn new(jwt_secret: JwtSecret) -> AuthConfig {
+        AuthConfig {
+            jwt_secret,
+            access_ttl: Duration::minutes(15),
+            refresh_ttl: Duration::days(30),
+            verify_email_ttl: Duration::hours(48),
+            reset_password_ttl: Duration::hours(1),
+            require_verified_email: false,
+            max_failures_per_account: 5,
+            max_failures_per_client: 20,
+            throttle_window: Duration::minutes(15),
+            hash_cost: HashCost::RECOMMENDED,
+        }
+    }
+}
+
+/// What a single-use token proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenPurpose {
+    /// The holder controls the account's mailbox.
+    VerifyEmail,
+    /// The holder may set a new password.
+    ResetPassword,
+}
+
+impl TokenPurpose {
+    /// The purpose name as stored.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenPurpose::VerifyEmail => "verify_email",
+            TokenPurpose::ResetPassword => "reset_password",
+        }
+    }
+
+    /// Parses a stored purpose name.
+    pub fn parse(s: &str) -> Option<TokenPurpose> {
+        match s {
+            "verify_email" => Some(TokenPurpose::VerifyEmail),
+            "reset_password" => Some(TokenPurpose::ResetPassword),
+            _ => None,
+        }
+    }
+}
+
+/// A single-use token as stored: only its hash is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneTimeToken {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// Whose token.
+    pub user_id: UserId,
+    /// What it proves.
+    pub purpose: TokenPurpose,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refresh token as stored: only its hash is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// Whose token.
+    pub user_id: UserId,
+    /// The login it descends from; reuse revokes the whole family.
+    pub family: TokenFamilyId,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The tokens a login or refresh returns.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Serialize)]
+pub struct TokenPair {
+    /// Short-lived JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Long-lived opaque token for `/auth/refresh`; single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+const ISSUER: &str = "marketplace";
+
+/// Signs and checks access tokens; the algorithm is pinned to HS256.
+pub(crate) struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtKeys {
+    pub(crate) fn new(secret: &JwtSecret) -> JwtKeys {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.algorithms = vec![jsonwebtoken::Algorithm::HS256];
+        validation.leeway = 0;
+        // `exp` must be present (required below) but is compared against the
+        // marketplace's clock in `authenticate`, so an injected clock is honoured.
+        validation.validate_exp = false;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
+        JwtKeys {
+            encoding: EncodingKey::from_secret(&secret.0),
+            decoding: DecodingKey::from_secret(&secret.0),
+            validation,
+        }
+    }
+}
+
+/// A random 256-bit token, base64url.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256 of a token, hex: what storage keeps instead of the token.
+pub(crate) fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn argon2(cost: HashCost) -> Result<Argon2<'static>> {
+    let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hashes a password with argon2id off the async threads.
+pub(crate) async fn hash_password(password: &Password, cost: HashCost) -> Result<String> {
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2(cost)?
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal(e.to_string()))
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// Checks a password against a stored hash off the async threads.
+pub(crate) async fn verify_password(password: &str, hash: &str) -> Result<bool> {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| Error::internal(e.to_string()))?;
+        // The cost is read from the hash itself.
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+impl<S: Storage> Marketplace<S> {
+    /// Establishes who presents an access token: checks signature, algorithm,
+    /// issuer, expiry and issue time, then that the account is still active.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal> {
+        let data = jsonwebtoken::decode::<Claims>(
+            access_token,
+            &self.inner.jwt.decoding,
+            &self.inner.jwt.validation,
+        )
+        .map_err(|_| Error::Unauthenticated)?;
+        let now = self.now().timestamp();
+        // Expiry and a sane issue time, against the marketplace's clock.
+        if data.claims.exp <= now || data.claims.iat > now + 60 {
+            return Err(Error::Unauthenticated);
+        }
+        let user_id: UserId = data
+            .claims
+            .sub
+            .parse()
+            .map_err(|_| Error::Unauthenticated)?;
+        let user = self
+            .storage()
+            .user(user_id)
+            .await?
+            .filter(|u| u.active && u.role == data.claims.role)
+            .ok_or(Error::Unauthenticated)?;
+        Ok(Principal {
+            user_id: user.id,
+            role: user.role,
+        })
+    }
+
+    /// Signs in with email and password. Failures are throttled per account and
+    /// per `client` address; the error never says whether the email exists.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<TokenPair> {
+        let cfg = &self.inner.config.auth;
+        let now = self.now();
+        // Only a valid address can name an account, so only a valid address gets an
+        // account throttle key: the raw text a client sent never reaches storage
+        // (a NUL or any other byte it cannot hold would fail there).
+        let email = Email::parse(email).ok();
+        let account_key = email.as_ref().map(|e| format!("account:{e}"));
+        let client_key = client.map(|ip| format!("client:{ip}"));
+        if let Some(key) = &account_key {
+            self.check_throttle(key, cfg.max_failures_per_account, now)
+                .await?;
+        }
+        if let Some(key) = &client_key {
+            self.check_throttle(key, cfg.max_failures_per_client, now)
+                .await?;
+        }
+
+        let user = match &email {
+            Some(e) => self.storage().user_by_email(e.as_str()).await?,
+            None => None,
+        };
+        // Verify against a fixed hash when the account is unknown, so the answer
+        // takes as long as for a real account.
+        let hash = user
+            .as_ref()
+            .map_or(self.inner.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let ok = verify_password(password, hash).await?;
+        let user = match user {
+            Some(u) if ok && u.active => u,
+            _ => {
+                let window = cfg.throttle_window;
+                for key in account_key.iter().chain(&client_key) {
+                    self.storage()
+                        .record_login_failure(key, now, window)
+                        .await?;
+                }
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        if let Some(key) = &account_key {
+            self.storage().clear_login_failures(key).await?;
+        }
+        self.issue_tokens(user.id, user.role, TokenFamilyId(self.new_id()))
+            .await
+    }
+
+    async fn check_throttle(&self, key: &str, max: u32, now: DateTime<Utc>) -> Result<()> {
+        let window = self.inner.config.auth.throttle_window;
+        if let Some(f) = self.storage().login_failures(key, now, window).await?
+            && f.count >= max
+        {
+            let wait = (f.window_started + window - now).num_seconds().max(1);
+            return Err(Error::RateLimited {
+                retry_after: StdDuration::from_secs(wait.unsigned_abs()),
+            });
+        }
+        Ok(())
+    }
+
+    async fn issue_tokens(
+        &self,
+        user_id: UserId,
+        role: Role,
+        family: TokenFamilyId,
+    ) -> Result<TokenPair> {
+        let now = self.now();
+        let (pair, hash) = self.new_token_pair(user_id, role)?;
+        let record = RefreshToken {
+            hash,
+            user_id,
+            family,
+            expires_at: now + self.inner.config.auth.refresh_ttl,
+            created_at: now,
+        };
+        self.storage().insert_refresh_token(&record).await?;
+        Ok(pair)
+    }
+
+    /// A signed access token and a fresh refresh token with its hash.
+    fn new_token_pair(&self, user_id: UserId, role: Role) -> Result<(TokenPair, String)> {
+        let cfg = &self.inner.config.auth;
+        let now = self.now();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            role,
+            iat: now.timestamp(),
+            exp: (now + cfg.access_ttl).timestamp(),
+            iss: ISSUER.to_owned(),
+        };
+        let access_token = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.inner.jwt.encoding,
+        )
+        .map_err(Error::internal)?;
+        let refresh_token = random_token();
+        let hash = token_hash(&refresh_token);
+        let pair = TokenPair {
+            access_token,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: cfg.access_ttl.num_seconds(),
+        };
+        Ok((pair, hash))
+    }
+
+    /// Exchanges a refresh token for a new pair. The presented token is spent;
+    /// presenting a spent token again revokes every token of that login.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
+        let presented = token_hash(refresh_token);
+        let now = self.now();
+        let next = random_token();
+        let next_hash = token_hash(&next);
+        let expires_at = now + self.inner.config.auth.refresh_ttl;
+        let outcome = self
+            .retry(|| {
+                self.storage()
+                    .rotate_refresh_token(&presented, &next_hash, expires_at, now)
+            })
+            .await?;
+        match outcome {
+            RotateOutcome::Rotated { user_id } => {
+                let user = self
+                    .storage()
+                    .user(user_id)
+                    .await?
+                    .filter(|u| u.active)
+                    .ok_or(Error::Unauthenticated)?;
+                let (mut pair, _) = self.new_token_pair(user.id, user.role)?;
+                pair.refresh_token = next;
+                Ok(pair)
+            }
+            RotateOutcome::Reused { user_id } => {
+                tracing::warn!(%user_id, "refresh token reused; its family was revoked");
+                Err(Error::Unauthenticated)
+            }
+            RotateOutcome::Invalid => Err(Error::Unauthenticated),
+        }
+    }
+
+    /// Revokes the login a refresh token belongs to. Unknown tokens are ignored, so
+    /// logging out twice is harmless.
+    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
+        self.storage()
+            .revoke_refresh_family(&token_hash(refresh_token))
+            .await?;
+        Ok(())
+    }
+
+    /// Confirms an email address with the token mailed at registration.
+    pub async fn verify_email(&self, token: &str) -> Result<()> {
+        let now = self.now();
+        self.storage()
+            .redeem_token(
+                &token_hash(token),
+                TokenPurpose::VerifyEmail,
+                now,
+                &TokenEffect::VerifyEmail,
+            )
+            .await?
+            .map(|_| ())
+            .ok_or(Error::InvalidToken)
+    }
+
+    /// Mails a fresh verification token to a signed-in user whose email is not yet
+    /// verified.
+    pub async fn resend_verification(&self, who: &Principal) -> Result<()> {
+        let user = self
+            .storage()
+            .user(who.user_id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if user.email_verified {
+            return Err(Error::conflict(
+                "already_verified",
+                "the email address is already verified",
+            ));
+        }
+        let (token, record) = self.one_time_token(user.id, TokenPurpose::VerifyEmail);
+        let mail = self.render(&Notification::VerifyEmail {
+            user: &user,
+            token: &token,
+        })?;
+        self.storage().insert_token(&record, &[mail]).await?;
+        Ok(())
+    }
+
+    /// Starts a password reset: mails a single-use token when the email belongs to
+    /// an active account. Succeeds either way, so it never reveals whether it does.
+    pub async fn request_password_reset(&self, email: &str) -> Result<()> {
+        let Ok(email) = Email::parse(email) else {
+            return Ok(());
+        };
+        let Some(user) = self
+            .storage()
+            .user_by_email(email.as_str())
+            .await?
+            .filter(|u| u.active)
+        else {
+            return Ok(());
+        };
+        let (token, record) = self.one_time_token(user.id, TokenPurpose::ResetPassword);
+        let mail = self.render(&Notification::PasswordReset {
+            user: &user,
+            token: &token,
+        })?;
+        self.storage().insert_token(&record, &[mail]).await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token; every existing login of the account
+    /// is revoked.
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<()> {
+        let password = Password::parse(new_password).map_err(|e| Error::Validation(vec![e]))?;
+        let password_hash = hash_password(&password, self.inner.config.auth.hash_cost).await?;
+        self.storage()
+            .redeem_token(
+                &token_hash(token),
+                TokenPurpose::ResetPassword,
+                self.now(),
+                &TokenEffect::ResetPassword { password_hash },
+            )
+            .await?
+            .map(|_| ())
+            .ok_or(Error::InvalidToken)
+    }
+
+    pub(crate) fn one_time_token(
+        &self,
+        user_id: UserId,
+        purpose: TokenPurpose,
+    ) -> (String, OneTimeToken) {
+        let cfg = &self.inner.config.auth;
+        let ttl = match purpose {
+            TokenPurpose::VerifyEmail => cfg.verify_email_ttl,
+            TokenPurpose::ResetPassword => cfg.reset_password_ttl,
+        };
+        let now = self.now();
+        let token = random_token();
+        let record = OneTimeToken {
+            hash: token_hash(&token),
+            user_id,
+            purpose,
+            expires_at: now + ttl,
+            created_at: now,
+        };
+        (token, record)
+    }
+}

@@ -1,0 +1,212 @@
+//! The errors the marketplace API returns: every refusal is one typed variant with a
+//! stable machine-readable code, which hosts map to their own status codes.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::ids::ProductId;
+use crate::order::OrderStatus;
+use crate::storage::StorageError;
+
+/// A problem with one field of an input.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name as clients send it (`email`, `items[2].quantity`).
+    pub field: String,
+    /// A stable code (`required`, `too_long`, `invalid`, `out_of_range`...).
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A cart line that checkout could not reserve.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShortItem {
+    /// The product.
+    pub product_id: ProductId,
+    /// Units the cart asked for.
+    pub requested: u32,
+    /// Units that were available (0 when the product is no longer sellable).
+    pub available: u32,
+}
+
+/// Why a marketplace operation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input broke one or more rules; every offending field is listed.
+    #[error("invalid input: {}", summarize(.0))]
+    Validation(Vec<FieldError>),
+    /// No valid credentials were presented (missing, expired or forged token).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Email or password did not match. Never says which.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The caller is known but may not do this (wrong role, unverified seller...).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The resource does not exist, or is not the caller's to see.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state.
+    #[error("{message}")]
+    Conflict {
+        /// Stable code: `email_taken`, `cart_changed`, `category_in_use`...
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// An order cannot move from its current status to the requested one.
+    #[error("an order cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// Current status.
+        from: OrderStatus,
+        /// Requested status.
+        to: OrderStatus,
+    },
+    /// Checkout could not reserve every item; nothing was changed.
+    #[error("insufficient stock for {} item(s)", .0.len())]
+    InsufficientStock(Vec<ShortItem>),
+    /// A single-use token was unknown, already used or expired.
+    #[error("the token is invalid or has expired")]
+    InvalidToken,
+    /// Too many failed attempts; try again after the given delay.
+    #[error("too many attempts, retry in {} s", .retry_after.as_secs())]
+    RateLimited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// An upload is larger than allowed.
+    #[error("payload too large (limit {limit} bytes)")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// An upload is not of an accepted type.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// Storage stayed unavailable through every retry; the request may be repeated.
+    #[error("storage temporarily unavailable")]
+    Unavailable(#[source] StorageError),
+    /// An unexpected failure; details are logged, never shown to clients.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn summarize(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// A stable machine-readable code for the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Validation(_) => "validation_failed",
+            Error::Unauthenticated => "unauthenticated",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict { code, .. } => code,
+            Error::InvalidTransition { .. } => "invalid_transition",
+            Error::InsufficientStock(_) => "insufficient_stock",
+            Error::InvalidToken => "invalid_token",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// A validation error on one field.
+    pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Error {
+        Error::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    /// A conflict with a code and message.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::Internal(e.into())
+    }
+}
+
+/// One invalid field is a validation error naming it.
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Error::Validation(vec![e])
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => Error::NotFound("resource"),
+            StorageError::AlreadyExists(what) => {
+                Error::conflict("already_exists", format!("{what} already exists"))
+            }
+            StorageError::Precondition(msg) => Error::conflict("conflict", msg),
+            e @ StorageError::Transient(_) => Error::Unavailable(e),
+            e => Error::Internal(Box::new(e)),
+        }
+    }
+}
+
+/// The result type of the marketplace API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Collects field errors while validating a whole input, so the client hears of
+/// every problem at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldError>);
+
+impl Violations {
+    /// Records a problem.
+    pub fn add(&mut self, field: &str, code: &'static str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, code, message));
+    }
+
+    /// Records the error of a field check, if any, and returns its value.
+    pub fn check<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
+
+    /// `Ok(())` when nothing was recorded.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.0))
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Accounts: users and sellers, single-use and refresh tokens, login throttling, addresses.
+//!
+//! Part of the storage contract: see the [module documentation](super).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use super::StorageResult;
+use crate::address::Address;
+use crate::auth::{OneTimeToken, RefreshToken, TokenPurpose};
+use crate::ids::{AddressId, UserId};
+use crate::outbox::OutboxMessage;
+use crate::user::{SellerStatus, User};
+
+/// What redeeming a single-use token does, atomically with marking it used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenEffect {
+    /// Marks the user's email as verified.
+    VerifyEmail,
+    /// Replaces the password hash and revokes every refresh token of the user.
+    ResetPassword {
+        /// The new argon2id PHC string.
+        password_hash: String,
+    },
+}
+
+/// The outcome of presenting a refresh token for rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The token was live; it is now spent and its successor is live.
+    Rotated {
+        /// Whose token it was.
+        user_id: UserId,
+    },
+    /// The token had already been rotated or revoked: a sign of theft. The whole
+    /// family is now revoked, and no successor was stored.
+    Reused {
+        /// Whose token it was.
+        user_id: UserId,
+    },
+    /// Unknown or expired token; nothing changed.
+    Invalid,
+}
+
+/// Failed login attempts counted for one key within a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// Failures in the current window.
+    pub count: u32,
+    /// When the current window started.
+    pub window_started: DateTime<Utc>,
+}
+
+/// Accounts: what a backend stores for this concept. See the
+/// [storage contract](super) for what **atomic** and **conditional** mean.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    // ----- users -----------------------------------------------------------------
+    /// **Atomic.** Stores a new user, an optional single-use token for it and the
+    /// messages its registration sends. Fails with `AlreadyExists("email")` when the
+    /// (already lower-cased) email is taken.
+    async fn create_user(
+        &self,
+        user: &User,
+        token: Option<&OneTimeToken>,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()>;
+
+    /// The user with this id.
+    async fn user(&self, id: UserId) -> StorageResult<Option<User>>;
+
+    /// The users with these ids that exist, in any order, in one query where the
+    /// backend can (a cart or checkout reads all its sellers at once).
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>>;
+
+    /// The user with this (lower-cased) email.
+    async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>>;
+
+    /// Replaces the profile fields (name, phone) of a user; returns the updated user,
+    /// or `None` when there is no such user.
+    async fn update_profile(
+        &self,
+        id: UserId,
+        name: Option<&str>,
+        phone: Option<&str>,
+    ) -> StorageResult<Option<User>>;
+
+    /// **Atomic.** Sets a seller's verification status and records the messages
+    /// announcing it. `NotFound` when no seller has this id.
+    async fn set_seller_status(
+        &self,
+        id: UserId,
+        status: SellerStatus,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()>;
+
+    /// **Atomic.** Activates or deactivates a user; deactivation also revokes every
+    /// refresh token of the user. `NotFound` when there is no such user.
+    async fn set_user_active(&self, id: UserId, active: bool) -> StorageResult<()>;
+
+    /// Sellers ordered by id, after `after`, optionally of one status.
+    async fn list_sellers(
+        &self,
+        status: Option<SellerStatus>,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StorageResult<Vec<User>>;
+
+    // ----- single-use tokens (email verification, password reset) ----------------
+    /// **Atomic.** Stores a single-use token and the message that delivers it.
+    async fn insert_token(
+        &self,
+        token: &OneTimeToken,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()>;
+
+    /// **Atomic, conditional.** When a token with this hash and purpose exists,
+    /// is unused and expires after `now`, marks it used and applies `effect`;
+    /// returns its user. Otherwise changes nothing and returns `None`. Of two
+    /// concurrent redemptions at most one succeeds.
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+        effect: &TokenEffect,
+    ) -> StorageResult<Option<UserId>>;
+
+    // ----- refresh tokens --------------------------------------------------------
+    /// Stores a new live refresh token.
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StorageResult<()>;
+
+    /// **Atomic, conditional.** Rotates the live token with hash `presented`
+    /// (unexpired at `now`): marks it spent and stores a live token of the same user
+    /// and family with hash `next_hash`, expiring at `next_expires_at`. Presenting a
+    /// spent or revoked token revokes its whole family. Of two concurrent rotations
+    /// of one token, exactly one gets `Rotated`.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next_hash: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StorageResult<RotateOutcome>;
+
+    /// Revokes the family of the token with this hash (a logout); returns whether
+    /// such a token existed.
+    async fn revoke_refresh_family(&self, hash: &str) -> StorageResult<bool>;
+
+    // ----- login throttling ------------------------------------------------------
+    /// **Atomic.** Counts one failed login for `key`: starts a new window when the
+    /// current one began more than `window` before `now`. Returns the new count.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<LoginFailures>;
+
+    /// Failures counted for `key` in the window still open at `now`, if any.
+    async fn login_failures(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<Option<LoginFailures>>;
+
+    /// Forgets the failures of `key` (after a successful login).
+    async fn clear_login_failures(&self, key: &str) -> StorageResult<()>;
+
+    // ----- addresses -------------------------------------------------------------
+    /// The addresses of a user, oldest first.
+    async fn addresses(&self, user: UserId) -> StorageResult<Vec<Address>>;
+
+    /// **Atomic.** Inserts or replaces an address (matched by id and user). When it
+    /// is the default, every other address of the user stops being the default in
+    /// the same step.
+    async fn save_address(&self, address: &Address) -> StorageResult<()>;
+
+    /// Deletes one of the user's addresses; returns whether it existed.
+    async fn delete_address(&self, user: UserId, id: AddressId) -> StorageResult<bool>;
+}
+
+/// Forwards every method to the shared store.
+#[async_trait]
+impl<T: AccountStore + ?Sized> AccountStore for std::sync::Arc<T> {
+    async fn create_user(
+        &self,
+        user: &User,
+        token: Option<&OneTimeToken>,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        (**self).create_user(user, token, outbox).await
+    }
+
+    async fn user(&self, id: UserId) -> StorageResult<Option<User>> {
+        (**self).user(id).await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        (**self).users(ids).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {
+        (**self).user_by_email(email).await
+    }
+
+    async fn update_profile(
+        &self,
+        id: UserId,
+        name: Option<&str>,
+        phone: Option<&str>,
+    ) -> StorageResult<Option<User>> {
+        (**self).update_profile(id, name, phone).await
+    }
+
+    async fn set_seller_status(
+        &self,
+        id: UserId,
+        status: SellerStatus,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        (**self).set_seller_status(id, status, outbox).await
+    }
+
+    async fn set_user_active(&self, id: UserId, active: bool) -> StorageResult<()> {
+        (**self).set_user_active(id, active).await
+    }
+
+    async fn list_sellers(
+        &self,
+        status: Option<SellerStatus>,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StorageResult<Vec<User>> {
+        (**self).list_sellers(status, after, limit).await
+    }
+
+    async fn insert_token(
+        &self,
+        token: &OneTimeToken,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        (**self).insert_token(token, outbox).await
+    }
+
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+        effect: &TokenEffect,
+    ) -> StorageResult<Option<UserId>> {
+        (**self).redeem_token(hash, purpose, now, effect).await
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StorageResult<()> {
+        (**self).insert_refresh_token(token).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next_hash: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StorageResult<RotateOutcome> {
+        (**self)
+            .rotate_refresh_token(presented, next_hash, next_expires_at, now)
+            .await
+    }
+
+    async fn revoke_refresh_family(&self, hash: &str) -> StorageResult<bool> {
+        (**self).revoke_refresh_family(hash).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<LoginFailures> {
+        (**self).record_login_failure(key, now, window).await
+    }
+
+    async fn login_failures(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<Option<LoginFailures>> {
+        (**self).login_failures(key, now, window).await
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+        (**self).clear_login_failures(key).await
+    }
+
+    async fn addresses(&self, user: UserId) -> StorageResult<Vec<Address>> {
+        (**self).addresses(user).await
+    }
+
+    async fn save_address(&self, address: &Address) -> StorageResult<()> {
+        (**self).save_address(address).await
+    }
+
+    async fn delete_address(&self, user: UserId, id: AddressId) -> StorageResult<bool> {
+        (**self).delete_address(user, id).await
+    }
+}

@@ -1,0 +1,100 @@
+//! The `Storage` trait: what a backend must provide, and the contract it must keep.
+//!
+//! Core computes every decision (prices, snapshots, which transition is legal,
+//! which mails to send); a backend stores and applies them. Each *atomic step* of
+//! the domain is one method here, so a backend can use its native atomicity: a
+//! lock in memory, a transaction in SQL, a session transaction in MongoDB.
+//!
+//! # Contract
+//! - Methods marked **atomic** either apply every write they describe or none, and
+//!   concurrent callers never observe a partial application.
+//! - **Conditional** writes (compare-and-swap) never overwrite a value that changed
+//!   since the caller read it; they report the mismatch instead.
+//! - Outbox messages handed to a method are written in the same atomic step as the
+//!   change that caused them.
+//! - Timestamps are stored with at least millisecond precision and read back equal
+//!   to what was written (core truncates them to milliseconds first).
+//! - Errors: [`StorageError::Transient`] marks a failure worth retrying as a whole
+//!   (serialization failures, busy databases, transient transaction errors); core
+//!   retries those a bounded number of times. Everything else is final.
+//!
+//! The `marketplace-conformance` crate is this contract made executable: a backend
+//! is correct when it passes that suite.
+
+use async_trait::async_trait;
+
+mod accounts;
+mod catalog;
+mod checkout;
+mod orders;
+mod outbox;
+mod shopping;
+
+pub use accounts::AccountStore;
+pub use accounts::{LoginFailures, RotateOutcome, TokenEffect};
+pub use catalog::CatalogStore;
+pub use checkout::CheckoutStore;
+pub use orders::OrderStore;
+pub use outbox::OutboxStore;
+pub use shopping::ShoppingStore;
+
+/// A boxed error from a backend's driver.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The addressed record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated; names what was duplicated (`email`,
+    /// `category name`, `idempotency key`).
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// A precondition of a conditional write did not hold.
+    #[error("precondition failed: {0}")]
+    Precondition(String),
+    /// A failure that may succeed when the whole call is repeated.
+    #[error("transient storage failure: {0}")]
+    Transient(#[source] BoxError),
+    /// Any other backend failure.
+    #[error("storage failure: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl StorageError {
+    /// Wraps a driver error as a final backend failure.
+    pub fn backend(e: impl Into<BoxError>) -> Self {
+        StorageError::Backend(e.into())
+    }
+
+    /// Wraps a driver error as a retryable failure.
+    pub fn transient(e: impl Into<BoxError>) -> Self {
+        StorageError::Transient(e.into())
+    }
+}
+
+/// The result type of storage calls.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Persistence for the marketplace: the union of the concept traits, plus a
+/// readiness check. See the [module documentation](self) for the contract every
+/// method keeps.
+#[async_trait]
+pub trait Storage:
+    AccountStore + CatalogStore + ShoppingStore + CheckoutStore + OrderStore + OutboxStore
+{
+    /// Checks that the backend can serve requests (used by readiness probes).
+    async fn ping(&self) -> StorageResult<()>;
+}
+
+/// Shares one backend between owners, and lets a host pick a backend at run time
+/// (`Arc<dyn Storage>`). Every concept trait forwards the same way; none has a
+/// provided method, so a wrapper that forgets one does not compile.
+#[async_trait]
+impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
+    async fn ping(&self) -> StorageResult<()> {
+        (**self).ping().await
+    }
+}

@@ -1,0 +1,207 @@
+//! Request filters shared by every route: the application handle, the caller,
+//! JSON bodies, query strings, the client address.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use marketplace_core::{Marketplace, Principal, Storage};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::problem::{ApiError, reject};
+
+/// The marketplace a server serves: any backend, chosen at run time.
+pub type Market = Marketplace<Arc<dyn Storage>>;
+
+/// What handlers share: the marketplace and the HTTP settings.
+#[derive(Clone)]
+pub struct App {
+    /// The marketplace.
+    pub market: Market,
+    /// Largest JSON body accepted, in bytes.
+    pub max_body: u64,
+}
+
+/// The client's address, as the connection saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Hands the application to a handler.
+pub fn app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+/// The address of the calling client, when known.
+pub fn client_ip() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>().map(|a: Option<ClientAddr>| a.map(|a| a.0.ip()))
+}
+
+/// The authenticated caller, from `Authorization: Bearer <access token>`; 401
+/// otherwise.
+pub fn caller(app: App) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+        let market = app.market.clone();
+        async move {
+            let header = header.ok_or_else(|| reject(marketplace_core::Error::Unauthenticated))?;
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or_else(|| reject(marketplace_core::Error::Unauthenticated))?;
+            market.authenticate(token.trim()).await.map_err(reject)
+        }
+    })
+}
+
+/// A JSON body of type `T`, at most `limit` bytes (counted as it arrives, so a
+/// chunked body is bounded too). Syntax errors, wrong types, missing and unknown
+/// fields answer 400 with the offending path.
+pub fn json<T: DeserializeOwned + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(
+            move |content_type: Option<String>, length: Option<u64>, body| async move {
+                // A body is JSON only when it says so: a missing type is refused like
+                // any other, so every client gets the same answer for the same body.
+                let essence = content_type
+                    .as_deref()
+                    .and_then(|ct| ct.split(';').next())
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                if essence != "application/json" && !essence.ends_with("+json") {
+                    return Err(warp::reject::custom(ApiError::new(
+                        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        "send the body as application/json (Content-Type: application/json)",
+                    )));
+                }
+                let too_large = || {
+                    warp::reject::custom(ApiError::new(
+                        http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("the body may have at most {limit} bytes"),
+                    ))
+                };
+                if length.is_some_and(|n| n > limit) {
+                    return Err(too_large());
+                }
+                let bytes = read_limited(body, limit).await.map_err(|e| match e {
+                    BodyError::TooLarge => too_large(),
+                    BodyError::Read(e) => {
+                        warp::reject::custom(ApiError::bad_request("unreadable_body", e))
+                    }
+                })?;
+                parse_json(&bytes).map_err(warp::reject::custom)
+            },
+        )
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+async fn read_limited<S, B>(body: S, limit: u64) -> Result<Vec<u8>, BodyError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if out.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(BodyError::TooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one JSON document, naming the field at fault. Anything after the
+/// document but white space (a second document, stray brackets) is malformed.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not one JSON document: {e}"),
+            )),
+        },
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                Err(ApiError::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {inner}"),
+                ))
+            } else {
+                let field = if path == "." { "body".to_owned() } else { path };
+                Err(ApiError::bad_field(
+                    "invalid_body",
+                    &field,
+                    inner.to_string(),
+                ))
+            }
+        }
+    }
+}
+
+/// The query string parsed as `T`; 400 naming the parameter at fault.
+pub fn query<T: DeserializeOwned + Send + 'static>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            serde_urlencoded::from_str::<T>(&raw).map_err(|e| {
+                warp::reject::custom(ApiError::bad_request(
+                    "invalid_query",
+                    format!("bad query string: {e}"),
+                ))
+            })
+        })
+}
+
+/// A JSON response with a status.
+pub fn json_reply<T: Serialize>(status: http::StatusCode, body: &T) -> Response {
+    let mut res = Response::new(serde_json::to_vec(body).unwrap_or_default().into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// `200 OK` with a JSON body.
+pub fn ok<T: Serialize>(body: &T) -> Response {
+    json_reply(http::StatusCode::OK, body)
+}
+
+/// `201 Created` with a JSON body.
+pub fn created<T: Serialize>(body: &T) -> Response {
+    json_reply(http::StatusCode::CREATED, body)
+}
+
+/// `204 No Content`.
+pub fn no_content() -> Response {
+    let mut res = Response::new(Default::default());
+    *res.status_mut() = http::StatusCode::NO_CONTENT;
+    res
+}

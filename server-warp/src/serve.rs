@@ -1,0 +1,235 @@
+//! The HTTP listener: request ids, access logs, CORS, and graceful shutdown
+//! around the warp routes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower_service::Service;
+use tracing::Instrument;
+use warp::reply::Response;
+
+use crate::extract::{App, ClientAddr};
+
+/// Which browser origins may call the API.
+#[derive(Clone, Debug, Default)]
+pub enum Cors {
+    /// No cross-origin access (the default).
+    #[default]
+    Off,
+    /// Any origin (`*`), without credentials.
+    Any,
+    /// These exact origins.
+    Origins(Vec<String>),
+}
+
+impl Cors {
+    /// Parses `MARKETPLACE_CORS_ORIGINS`: empty for none, `*`, or a comma-separated list.
+    pub fn parse(value: &str) -> Cors {
+        let v = value.trim();
+        if v.is_empty() {
+            Cors::Off
+        } else if v == "*" {
+            Cors::Any
+        } else {
+            Cors::Origins(
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            )
+        }
+    }
+
+    fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let origin = origin?;
+        match self {
+            Cors::Off => None,
+            Cors::Any => Some(HeaderValue::from_static("*")),
+            Cors::Origins(list) => {
+                let o = origin.to_str().ok()?;
+                list.iter().any(|a| a == o).then(|| origin.clone())
+            }
+        }
+    }
+}
+
+/// A request body that records whether it was read to its end. A route may answer
+/// without reading the body (a 413 on its declared length, a 401 before the
+/// upload); the connection then holds unread bytes and cannot carry another
+/// request, so the answer says `Connection: close` and the client opens a new one.
+struct TrackedBody<B> {
+    inner: B,
+    ended: Arc<AtomicBool>,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.ended.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// How long in-flight requests may take to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(30);
+
+fn request_id(req: &Request<Incoming>) -> String {
+    // A caller's id is kept when it is short and printable; otherwise a new one.
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting,
+/// lets requests in flight finish (up to 30 s) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    cors: Cors,
+    shutdown: impl Future<Output = ()>,
+) {
+    let routes = warp::service(crate::routes::all(app));
+    let cors = Arc::new(cors);
+    let builder = Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let routes = routes.clone();
+        let cors = Arc::clone(&cors);
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let id = request_id(&req);
+            let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+            req.extensions_mut().insert(ClientAddr(peer));
+            let origin = req.headers().get(http::header::ORIGIN).cloned();
+            let preflight = req.method() == Method::OPTIONS
+                && req.headers().contains_key("access-control-request-method");
+            let mut routes = routes.clone();
+            let cors = Arc::clone(&cors);
+            async move {
+                let started = Instant::now();
+                let allowed = cors.allow(origin.as_ref());
+                let mut res: Response = if preflight {
+                    let mut res = Response::new(Default::default());
+                    *res.status_mut() = if allowed.is_some() {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::FORBIDDEN
+                    };
+                    if allowed.is_some() {
+                        let h = res.headers_mut();
+                        h.insert(
+                            "access-control-allow-methods",
+                            HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+                        );
+                        h.insert(
+                            "access-control-allow-headers",
+                            HeaderValue::from_static(
+                                "authorization, content-type, idempotency-key, x-request-id",
+                            ),
+                        );
+                        h.insert("access-control-max-age", HeaderValue::from_static("600"));
+                    }
+                    res
+                } else {
+                    // HEAD answers like GET; the connection sends the headers only.
+                    if req.method() == Method::HEAD {
+                        *req.method_mut() = Method::GET;
+                    }
+                    let ended =
+                        Arc::new(AtomicBool::new(http_body::Body::is_end_stream(req.body())));
+                    let req = req.map(|inner| TrackedBody {
+                        inner,
+                        ended: Arc::clone(&ended),
+                    });
+                    let mut res = match routes.call(req).await {
+                        Ok(res) => res,
+                        Err(never) => match never {},
+                    };
+                    if !ended.load(Ordering::Relaxed) {
+                        res.headers_mut()
+                            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    res
+                };
+                let h = res.headers_mut();
+                if let Some(origin) = allowed {
+                    h.insert("access-control-allow-origin", origin);
+                    h.insert("vary", HeaderValue::from_static("origin"));
+                    h.insert(
+                        "access-control-expose-headers",
+                        HeaderValue::from_static("x-request-id, retry-after, idempotent-replayed"),
+                    );
+                }
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    h.insert("x-request-id", v);
+                }
+                let status = res.status().as_u16();
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                if status >= 500 {
+                    tracing::error!(status, ms, "request failed");
+                } else {
+                    tracing::info!(status, ms, "request");
+                }
+                Ok::<_, Infallible>(res)
+            }
+            .instrument(span)
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(DRAIN) => tracing::warn!("requests still in flight after {DRAIN:?}; closing"),
+    }
+}

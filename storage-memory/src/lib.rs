@@ -1,0 +1,120 @@
+//! # storage-memory
+//!
+//! An in-memory [`Storage`] for the marketplace: everything lives in one process
+//! and is lost when it exits. For tests, examples and throw-away demos.
+//!
+//! Atomicity comes from one mutex around the whole state: every method takes the
+//! lock once, does all its reads and writes, and releases it, so each atomic step of
+//! the contract is trivially all-or-nothing and serialized. (The one in-process lock
+//! the design allows; the real backends use their database's transactions.)
+//!
+//! ## Layout
+//! One module per storage concept, like every backend: `accounts`, `catalog`,
+//! `shopping`, `checkout`, `orders`, `outbox`, each implementing its trait over the
+//! shared state kept here.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod accounts;
+mod catalog;
+mod checkout;
+mod orders;
+mod outbox;
+mod shopping;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use marketplace_core::address::Address;
+use marketplace_core::auth::{OneTimeToken, RefreshToken};
+use marketplace_core::cart::{Cart, WishlistEntry};
+use marketplace_core::catalog::{Category, Product};
+use marketplace_core::checkout::CheckoutRecord;
+use marketplace_core::order::Order;
+use marketplace_core::outbox::OutboxMessage;
+use marketplace_core::storage::LoginFailures;
+use marketplace_core::{
+    CategoryId, IdempotencyKey, MessageId, OrderId, ProductId, Storage, StorageResult, User, UserId,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RefreshState {
+    Live,
+    Spent,
+    Revoked,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<UserId, User>,
+    emails: HashMap<String, UserId>,
+    tokens: HashMap<String, (OneTimeToken, bool)>,
+    refresh: HashMap<String, (RefreshToken, RefreshState)>,
+    throttle: HashMap<String, LoginFailures>,
+    addresses: Vec<Address>,
+    categories: HashMap<CategoryId, Category>,
+    products: HashMap<ProductId, Product>,
+    /// The catalog's two sort orders, so a page walks an order and stops after
+    /// `limit` matches instead of filtering the whole catalog.
+    newest: BTreeSet<(DateTime<Utc>, ProductId)>,
+    by_price: BTreeSet<(i64, ProductId)>,
+    carts: HashMap<UserId, Cart>,
+    wishlists: HashMap<UserId, Vec<WishlistEntry>>,
+    checkouts: HashMap<(UserId, IdempotencyKey), CheckoutRecord>,
+    orders: BTreeMap<OrderId, Order>,
+    outbox: BTreeMap<MessageId, OutboxMessage>,
+}
+
+impl State {
+    fn push_outbox(&mut self, messages: &[OutboxMessage]) {
+        for m in messages {
+            self.outbox.insert(m.id, m.clone());
+        }
+    }
+
+    /// Stores `product`, keeping the sort orders in step.
+    fn put_product(&mut self, product: &Product) {
+        if let Some(old) = self.products.insert(product.id, product.clone()) {
+            self.newest.remove(&(old.created_at, old.id));
+            self.by_price.remove(&(old.price.amount, old.id));
+        }
+        self.newest.insert((product.created_at, product.id));
+        self.by_price.insert((product.price.amount, product.id));
+    }
+
+    fn revoke_user_tokens(&mut self, user: UserId) {
+        for (t, s) in self.refresh.values_mut() {
+            if t.user_id == user {
+                *s = RefreshState::Revoked;
+            }
+        }
+    }
+}
+
+/// The in-memory storage. Cheap to create; each instance is an empty marketplace.
+#[derive(Default)]
+pub struct MemoryStorage {
+    state: Mutex<State>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied step behind:
+        // every method validates before it writes.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn ping(&self) -> StorageResult<()> {
+        Ok(())
+    }
+}

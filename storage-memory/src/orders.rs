@@ -1,0 +1,62 @@
+//! Orders and their status changes with restock.
+
+use async_trait::async_trait;
+use marketplace_core::order::{Order, OrderQuery, OrderTransition};
+use marketplace_core::{CheckoutId, OrderId, OrderStore, StorageError, StorageResult};
+
+use crate::MemoryStorage;
+
+#[async_trait]
+impl OrderStore for MemoryStorage {
+    async fn order(&self, id: OrderId) -> StorageResult<Option<Order>> {
+        Ok(self.lock().orders.get(&id).cloned())
+    }
+
+    async fn checkout_orders(&self, id: CheckoutId) -> StorageResult<Vec<Order>> {
+        let mut v: Vec<Order> = self
+            .lock()
+            .orders
+            .values()
+            .filter(|o| o.checkout_id == id)
+            .cloned()
+            .collect();
+        v.sort_by_key(|o| o.seller_id);
+        Ok(v)
+    }
+
+    async fn list_orders(&self, q: &OrderQuery) -> StorageResult<Vec<Order>> {
+        let s = self.lock();
+        let mut v: Vec<Order> = s
+            .orders
+            .values()
+            .filter(|o| q.matches(o))
+            .cloned()
+            .collect();
+        v.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
+        v.truncate(q.limit as usize);
+        Ok(v)
+    }
+
+    async fn transition_order(&self, t: &OrderTransition) -> StorageResult<Option<Order>> {
+        let mut s = self.lock();
+        let order = s
+            .orders
+            .get_mut(&t.order_id)
+            .ok_or(StorageError::NotFound)?;
+        if order.status != t.from {
+            return Ok(None);
+        }
+        order.status = t.to;
+        order.history.push(t.change.clone());
+        order.updated_at = t.change.at;
+        let updated = order.clone();
+        for (product, units) in &t.restock {
+            if let Some(p) = s.products.get_mut(product) {
+                p.stock += units;
+                p.version += 1;
+            }
+        }
+        s.push_outbox(&t.outbox);
+        Ok(Some(updated))
+    }
+}

@@ -1,0 +1,538 @@
+//! Accounts: users and sellers, single-use and refresh tokens, login
+//! throttling and addresses. The token documents and the transaction bodies
+//! that redeem, rotate and revoke tokens are in [`tokens`].
+//!
+//! - `users`: `{_id, email (lower-cased, unique), password_hash, role, name,
+//!   phone, store_name, seller_status, email_verified, active, created_at}`;
+//!   `seller_status` is `null` for accounts that are not sellers.
+//! - `login_failures`: `{_id: key, count, window_started}`.
+//! - `addresses`: `{_id, user_id, seq, name, line1, line2, city, region,
+//!   postal_code, country, phone, is_default}`; `seq` is an ObjectId set when the
+//!   address is first stored, so "oldest first" survives later edits. An order
+//!   embeds the same fields (without `seq`) as its address snapshot.
+
+use std::future::IntoFuture;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use futures::FutureExt;
+use marketplace_core::address::Address;
+use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
+use marketplace_core::fields::Email;
+use marketplace_core::outbox::OutboxMessage;
+use marketplace_core::storage::{LoginFailures, RotateOutcome, TokenEffect};
+use marketplace_core::{
+    AccountStore, AddressId, Role, SellerStatus, StorageError, StorageResult, User, UserId,
+};
+use mongodb::ClientSession;
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::Error as DriverError;
+use mongodb::options::ReturnDocument;
+
+use crate::MongoStorage;
+use crate::error::{duplicate_key, storage_error};
+use crate::schema::{self, ADDRESSES, USERS};
+use crate::transaction::{Body, Step};
+use crate::values::{self, Reader, date, opt, opt_str, uuid};
+
+#[cfg(test)]
+mod tests;
+pub mod tokens;
+
+/// Every seller status, for filters that select sellers.
+pub(crate) fn seller_statuses() -> Bson {
+    Bson::Array(
+        [
+            SellerStatus::Pending,
+            SellerStatus::Verified,
+            SellerStatus::Rejected,
+        ]
+        .iter()
+        .map(|s| Bson::String(s.as_str().to_owned()))
+        .collect(),
+    )
+}
+
+pub(crate) fn user_doc(u: &User) -> Document {
+    doc! {
+        "_id": uuid(u.id.0),
+        "email": u.email.as_str(),
+        "password_hash": &u.password_hash,
+        "role": u.role.as_str(),
+        "name": opt_str(u.name.as_deref()),
+        "phone": opt_str(u.phone.as_deref()),
+        "store_name": opt_str(u.store_name.as_deref()),
+        "seller_status": opt(u.seller_status, |s| Bson::String(s.as_str().to_owned())),
+        "email_verified": u.email_verified,
+        "active": u.active,
+        "created_at": date(u.created_at),
+    }
+}
+
+pub(crate) fn user_from(d: &Document) -> StorageResult<User> {
+    let r = Reader::new(USERS, d);
+    Ok(User {
+        id: UserId(r.uuid("_id")?),
+        email: Email::from_trusted(r.str("email")?),
+        password_hash: r.str("password_hash")?,
+        role: r.parsed("role", Role::parse)?,
+        name: r.opt_str("name")?,
+        phone: r.opt_str("phone")?,
+        store_name: r.opt_str("store_name")?,
+        seller_status: r.opt_parsed("seller_status", SellerStatus::parse)?,
+        email_verified: r.bool("email_verified")?,
+        active: r.bool("active")?,
+        created_at: r.date("created_at")?,
+    })
+}
+
+/// An address as embedded anywhere (its own document, or an order's snapshot).
+pub(crate) fn address_fields(a: &Address) -> Document {
+    doc! {
+        "_id": uuid(a.id.0),
+        "user_id": uuid(a.user_id.0),
+        "name": &a.name,
+        "line1": &a.line1,
+        "line2": opt_str(a.line2.as_deref()),
+        "city": &a.city,
+        "region": opt_str(a.region.as_deref()),
+        "postal_code": &a.postal_code,
+        "country": &a.country,
+        "phone": opt_str(a.phone.as_deref()),
+        "is_default": a.is_default,
+    }
+}
+
+pub(crate) fn address_from_reader(r: Reader<'_>) -> StorageResult<Address> {
+    Ok(Address {
+        id: AddressId(r.uuid("_id")?),
+        user_id: UserId(r.uuid("user_id")?),
+        name: r.str("name")?,
+        line1: r.str("line1")?,
+        line2: r.opt_str("line2")?,
+        city: r.str("city")?,
+        region: r.opt_str("region")?,
+        postal_code: r.str("postal_code")?,
+        country: r.str("country")?,
+        phone: r.opt_str("phone")?,
+        is_default: r.bool("is_default")?,
+    })
+}
+
+pub(crate) fn address_from(d: &Document) -> StorageResult<Address> {
+    address_from_reader(Reader::new(ADDRESSES, d))
+}
+
+/// The transaction bodies of this concept's atomic steps (see [`crate::transaction`]).
+impl MongoStorage {
+    pub(crate) async fn create_user_tx(
+        &self,
+        s: &mut ClientSession,
+        user: &User,
+        token: Option<&OneTimeToken>,
+        outbox: &[OutboxMessage],
+    ) -> Body<()> {
+        self.users
+            .insert_one(user_doc(user))
+            .session(&mut *s)
+            .await?;
+        if let Some(t) = token {
+            self.tokens
+                .insert_one(tokens::token_doc(t))
+                .session(&mut *s)
+                .await?;
+        }
+        self.push_outbox(s, outbox).await?;
+        Ok(Step::Commit(()))
+    }
+
+    /// Sets `seller_selling` on every product of `user` from its current state.
+    pub(crate) async fn sync_selling_flag(
+        &self,
+        s: &mut ClientSession,
+        user: &User,
+    ) -> Result<(), DriverError> {
+        self.products
+            .update_many(
+                doc! { "seller_id": uuid(user.id.0) },
+                doc! { "$set": { "seller_selling": user.is_selling() } },
+            )
+            .session(s)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_seller_status_tx(
+        &self,
+        s: &mut ClientSession,
+        id: UserId,
+        status: SellerStatus,
+        outbox: &[OutboxMessage],
+    ) -> Body<StorageResult<()>> {
+        let Some(d) = self
+            .users
+            .find_one_and_update(
+                doc! { "_id": uuid(id.0), "seller_status": { "$in": seller_statuses() } },
+                doc! { "$set": { "seller_status": status.as_str() } },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?
+        else {
+            return Ok(Step::Abort(Err(StorageError::NotFound)));
+        };
+        let user = user_from(&d)?;
+        self.sync_selling_flag(s, &user).await?;
+        self.push_outbox(s, outbox).await?;
+        Ok(Step::Commit(Ok(())))
+    }
+
+    pub(crate) async fn set_user_active_tx(
+        &self,
+        s: &mut ClientSession,
+        id: UserId,
+        active: bool,
+    ) -> Body<StorageResult<()>> {
+        let Some(d) = self
+            .users
+            .find_one_and_update(
+                doc! { "_id": uuid(id.0) },
+                doc! { "$set": { "active": active } },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?
+        else {
+            return Ok(Step::Abort(Err(StorageError::NotFound)));
+        };
+        let user = user_from(&d)?;
+        if !active {
+            self.revoke_user_tokens(s, id).await?;
+        }
+        if user.seller_status.is_some() {
+            self.sync_selling_flag(s, &user).await?;
+        }
+        Ok(Step::Commit(Ok(())))
+    }
+
+    pub(crate) async fn save_address_tx(&self, s: &mut ClientSession, a: &Address) -> Body<()> {
+        if a.is_default {
+            self.addresses
+                .update_many(
+                    doc! { "user_id": uuid(a.user_id.0), "_id": { "$ne": uuid(a.id.0) }, "is_default": true },
+                    doc! { "$set": { "is_default": false } },
+                )
+                .session(&mut *s)
+                .await?;
+        }
+        let mut fields = address_fields(a);
+        fields.remove("_id");
+        fields.remove("user_id");
+        self.addresses
+            .update_one(
+                doc! { "_id": uuid(a.id.0), "user_id": uuid(a.user_id.0) },
+                doc! { "$set": fields, "$setOnInsert": { "seq": ObjectId::new() } },
+            )
+            .upsert(true)
+            .session(&mut *s)
+            .await?;
+        Ok(Step::Commit(()))
+    }
+}
+
+#[async_trait]
+impl AccountStore for MongoStorage {
+    // ----- users ----------------------------------------------------------------
+
+    async fn create_user(
+        &self,
+        user: &User,
+        token: Option<&OneTimeToken>,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        self.transaction(
+            &(self, user, token, outbox),
+            |s, (store, user, token, outbox)| store.create_user_tx(s, user, *token, outbox).boxed(),
+        )
+        .await
+    }
+
+    async fn user(&self, id: UserId) -> StorageResult<Option<User>> {
+        self.users
+            .find_one(doc! { "_id": uuid(id.0) })
+            .await
+            .map_err(storage_error)?
+            .map(|d| user_from(&d))
+            .transpose()
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Bson> = ids.iter().map(|id| uuid(id.0)).collect();
+        Self::find_all(&self.users, doc! { "_id": { "$in": ids } }, None, None)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    async fn user_by_email(&self, email: &str) -> StorageResult<Option<User>> {
+        self.users
+            .find_one(doc! { "email": email })
+            .await
+            .map_err(storage_error)?
+            .map(|d| user_from(&d))
+            .transpose()
+    }
+
+    async fn update_profile(
+        &self,
+        id: UserId,
+        name: Option<&str>,
+        phone: Option<&str>,
+    ) -> StorageResult<Option<User>> {
+        let update = doc! { "$set": {
+            "name": values::opt_str(name),
+            "phone": values::opt_str(phone),
+        } };
+        self.single(|| {
+            self.users
+                .find_one_and_update(doc! { "_id": uuid(id.0) }, update.clone())
+                .return_document(ReturnDocument::After)
+                .into_future()
+        })
+        .await
+        .map_err(storage_error)?
+        .map(|d| user_from(&d))
+        .transpose()
+    }
+
+    async fn set_seller_status(
+        &self,
+        id: UserId,
+        status: SellerStatus,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        self.transaction(
+            &(self, id, status, outbox),
+            |s, (store, id, status, outbox)| {
+                store.set_seller_status_tx(s, *id, *status, outbox).boxed()
+            },
+        )
+        .await?
+    }
+
+    async fn set_user_active(&self, id: UserId, active: bool) -> StorageResult<()> {
+        self.transaction(&(self, id, active), |s, (store, id, active)| {
+            store.set_user_active_tx(s, *id, *active).boxed()
+        })
+        .await?
+    }
+
+    async fn list_sellers(
+        &self,
+        status: Option<SellerStatus>,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StorageResult<Vec<User>> {
+        let mut filter = match status {
+            Some(s) => doc! { "seller_status": s.as_str() },
+            None => doc! { "seller_status": { "$in": seller_statuses() } },
+        };
+        if let Some(a) = after {
+            filter.insert("_id", doc! { "$gt": uuid(a.0) });
+        }
+        Self::find_all(&self.users, filter, Some(doc! { "_id": 1 }), Some(limit))
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    // ----- single-use tokens ----------------------------------------------------
+
+    async fn insert_token(
+        &self,
+        token: &OneTimeToken,
+        outbox: &[OutboxMessage],
+    ) -> StorageResult<()> {
+        self.transaction(&(self, token, outbox), |s, (store, token, outbox)| {
+            store.insert_token_tx(s, token, outbox).boxed()
+        })
+        .await
+    }
+
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+        effect: &TokenEffect,
+    ) -> StorageResult<Option<UserId>> {
+        self.transaction(
+            &(self, hash, purpose, now, effect),
+            |s, (store, hash, purpose, now, effect)| {
+                store
+                    .redeem_token_tx(s, hash, *purpose, *now, effect)
+                    .boxed()
+            },
+        )
+        .await
+    }
+
+    // ----- refresh tokens -------------------------------------------------------
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StorageResult<()> {
+        self.refresh
+            .insert_one(tokens::refresh_doc(token))
+            .await
+            .map(|_| ())
+            .map_err(storage_error)
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next_hash: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StorageResult<RotateOutcome> {
+        self.transaction(
+            &(self, presented, next_hash, next_expires_at, now),
+            |s, (store, presented, next_hash, next_expires_at, now)| {
+                store
+                    .rotate_refresh_tx(s, presented, next_hash, *next_expires_at, *now)
+                    .boxed()
+            },
+        )
+        .await
+    }
+
+    async fn revoke_refresh_family(&self, hash: &str) -> StorageResult<bool> {
+        self.transaction(&(self, hash), |s, (store, hash)| {
+            store.revoke_family_tx(s, hash).boxed()
+        })
+        .await
+    }
+
+    // ----- login throttling -----------------------------------------------------
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<LoginFailures> {
+        let cutoff = date(now - window);
+        let decode = |d: Document| {
+            let r = Reader::new(schema::LOGIN_FAILURES, &d);
+            Ok(LoginFailures {
+                count: r.u32("count")?,
+                window_started: r.date("window_started")?,
+            })
+        };
+        // Lock-free: count in the open window, or else open a new one (an
+        // upsert that loses a race to open it hits the unique _id and retries).
+        for _ in 0..16 {
+            let counted = self
+                .single(|| {
+                    self.login_failures
+                        .find_one_and_update(
+                            doc! { "_id": key, "window_started": { "$gt": cutoff.clone() } },
+                            doc! { "$inc": { "count": 1_i64 } },
+                        )
+                        .return_document(ReturnDocument::After)
+                        .into_future()
+                })
+                .await
+                .map_err(storage_error)?;
+            if let Some(d) = counted {
+                return decode(d);
+            }
+            let opened = self
+                .single(|| {
+                    self.login_failures
+                        .find_one_and_update(
+                            doc! { "_id": key, "window_started": { "$lte": cutoff.clone() } },
+                            doc! { "$set": { "count": 1_i64, "window_started": date(now) } },
+                        )
+                        .upsert(true)
+                        .return_document(ReturnDocument::After)
+                        .into_future()
+                })
+                .await;
+            match opened {
+                Ok(Some(d)) => return decode(d),
+                Ok(None) => {}
+                Err(e) if duplicate_key(&e).is_some() => {}
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        Err(StorageError::Transient(
+            "login failure counter kept changing".into(),
+        ))
+    }
+
+    async fn login_failures(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StorageResult<Option<LoginFailures>> {
+        let Some(d) = self
+            .login_failures
+            .find_one(doc! { "_id": key })
+            .await
+            .map_err(storage_error)?
+        else {
+            return Ok(None);
+        };
+        let r = Reader::new(schema::LOGIN_FAILURES, &d);
+        let f = LoginFailures {
+            count: r.u32("count")?,
+            window_started: r.date("window_started")?,
+        };
+        Ok((f.window_started + window > now).then_some(f))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+        self.login_failures
+            .delete_one(doc! { "_id": key })
+            .await
+            .map(|_| ())
+            .map_err(storage_error)
+    }
+
+    // ----- addresses ------------------------------------------------------------
+
+    async fn addresses(&self, user: UserId) -> StorageResult<Vec<Address>> {
+        Self::find_all(
+            &self.addresses,
+            doc! { "user_id": uuid(user.0) },
+            Some(doc! { "seq": 1, "_id": 1 }),
+            None,
+        )
+        .await?
+        .iter()
+        .map(address_from)
+        .collect()
+    }
+
+    async fn save_address(&self, address: &Address) -> StorageResult<()> {
+        self.transaction(&(self, address), |s, (store, address)| {
+            store.save_address_tx(s, address).boxed()
+        })
+        .await
+    }
+
+    async fn delete_address(&self, user: UserId, id: AddressId) -> StorageResult<bool> {
+        self.addresses
+            .delete_one(doc! { "_id": uuid(id.0), "user_id": uuid(user.0) })
+            .await
+            .map(|r| r.deleted_count > 0)
+            .map_err(storage_error)
+    }
+}

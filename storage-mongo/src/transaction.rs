@@ -1,0 +1,215 @@
+//! Multi-document transactions on a `ClientSession`, retried the way the
+//! driver specification says.
+//!
+//! One atomic step of the `Storage` contract is one *body*: an async function
+//! that runs its reads and writes on the session and ends with
+//! `Step::Commit` or `Step::Abort`. `MongoStorage::transaction` runs it
+//! in a transaction (snapshot reads, majority writes, primary) and:
+//!
+//! - retries the **whole body** when an operation or the commit fails with the
+//!   `TransientTransactionError` label (write conflicts with a concurrent
+//!   transaction, elections, network errors inside the transaction), or when the
+//!   body itself reports a `Fail::Retry` (e.g. a unique index raced);
+//! - retries **only the commit** on `UnknownTransactionCommitResult` (the commit
+//!   may or may not have applied; `commitTransaction` is idempotent);
+//! - backs off with full jitter between attempts (10 ms .. 5.12 s), and gives up after
+//!   [`MongoOptions::transaction_retry_timeout`](crate::MongoOptions), reporting
+//!   what is still transient as `StorageError::Transient` so core's own bounded
+//!   retry can take over.
+//!
+//! A step that writes one document outside a transaction runs through
+//! `MongoStorage::single`, which repeats the write while it loses a write
+//! conflict against a transaction (a lost conflict means it did not apply).
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use marketplace_core::{StorageError, StorageResult};
+use mongodb::ClientSession;
+use mongodb::error::{
+    Error as DriverError, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
+};
+use mongodb::options::{ReadConcern, ReadPreference, SelectionCriteria, WriteConcern};
+use rand::Rng;
+
+use crate::MongoStorage;
+use crate::error::{is_write_conflict, storage_error};
+
+/// How a transaction body ends.
+pub(crate) enum Step<T> {
+    /// Commit the writes and return the value.
+    Commit(T),
+    /// Roll every write back and return the value (a refused precondition).
+    Abort(T),
+}
+
+/// Why a transaction body stopped early.
+pub(crate) enum Fail {
+    /// The driver failed; retried when it carries the transient label.
+    Db(DriverError),
+    /// The body saw a race it cannot settle inside this snapshot (e.g. a
+    /// concurrent insert of the same unique key); the whole body is retried.
+    Retry(&'static str),
+    /// A final answer that must not commit anything.
+    Refuse(StorageError),
+}
+
+impl From<DriverError> for Fail {
+    fn from(e: DriverError) -> Self {
+        Fail::Db(e)
+    }
+}
+
+impl From<StorageError> for Fail {
+    fn from(e: StorageError) -> Self {
+        Fail::Refuse(e)
+    }
+}
+
+/// What a transaction body returns.
+pub(crate) type Body<T> = Result<Step<T>, Fail>;
+
+/// Commit attempts after an unknown commit result, within the time budget.
+const COMMIT_ATTEMPTS: u32 = 5;
+
+/// Waits before retry `attempt` (1-based): full jitter over an exponential
+/// ceiling of 10 ms .. 5.12 s. Full jitter spreads many contenders on one hot
+/// document (a popular product at checkout) over time instead of letting them
+/// collide again in lockstep; the high ceiling keeps a crowd of retries from
+/// starving the transaction that holds the document.
+pub(crate) async fn backoff(attempt: u32) {
+    let ceiling = 10u64 << attempt.min(9);
+    let wait = rand::thread_rng().gen_range(1..=ceiling);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+/// A transient failure that outlived the retry budget.
+#[derive(Debug, thiserror::Error)]
+#[error("transaction still conflicting after {attempts} attempts: {last}")]
+struct RetriesExhausted {
+    attempts: u32,
+    last: String,
+}
+
+impl MongoStorage {
+    /// Runs `body` in a transaction on a fresh session, retrying as described in
+    /// the [module documentation](self). `ctx` is what the body needs besides the
+    /// session (the driver's own `and_run` takes its context the same way, which
+    /// lets the body borrow it for exactly as long as the session).
+    pub(crate) async fn transaction<C, T, F>(&self, ctx: &C, mut body: F) -> StorageResult<T>
+    where
+        C: Sync + ?Sized,
+        T: Send,
+        F: for<'s> FnMut(&'s mut ClientSession, &'s C) -> BoxFuture<'s, Body<T>>,
+    {
+        let mut session = self.client.start_session().await.map_err(storage_error)?;
+        let deadline = Instant::now() + self.options.transaction_retry_timeout;
+        let mut attempt = 0u32;
+        'transaction: loop {
+            attempt += 1;
+            // One turn per attempt, given back before a backoff, so waiting
+            // transactions go first meanwhile.
+            let turn = self
+                .turns
+                .acquire()
+                .await
+                .map_err(|e| StorageError::Backend(Box::new(e)))?;
+            session
+                .start_transaction()
+                .read_concern(ReadConcern::snapshot())
+                .write_concern(WriteConcern::majority())
+                .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+                .await
+                .map_err(storage_error)?;
+            let value = match body(&mut session, ctx).await {
+                Ok(Step::Commit(value)) => value,
+                Ok(Step::Abort(value)) => {
+                    // Nothing was meant to be written; an abort that fails leaves
+                    // the server to abort the transaction when it times out.
+                    let _ = session.abort_transaction().await;
+                    return Ok(value);
+                }
+                Err(fail) => {
+                    let _ = session.abort_transaction().await;
+                    let retryable = match &fail {
+                        Fail::Db(e) => e.contains_label(TRANSIENT_TRANSACTION_ERROR),
+                        Fail::Retry(_) => true,
+                        Fail::Refuse(_) => false,
+                    };
+                    if retryable && Instant::now() < deadline {
+                        tracing::debug!(attempt, "transient transaction failure, retrying");
+                        drop(turn);
+                        backoff(attempt).await;
+                        continue 'transaction;
+                    }
+                    return Err(match fail {
+                        Fail::Db(e) if retryable => exhausted(attempt, &e),
+                        Fail::Db(e) => storage_error(e),
+                        Fail::Retry(why) => StorageError::Transient(Box::new(RetriesExhausted {
+                            attempts: attempt,
+                            last: why.to_owned(),
+                        })),
+                        Fail::Refuse(e) => e,
+                    });
+                }
+            };
+            let mut commits = 0u32;
+            loop {
+                commits += 1;
+                match session.commit_transaction().await {
+                    Ok(()) => return Ok(value),
+                    Err(e)
+                        if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                            && commits < COMMIT_ATTEMPTS
+                            && Instant::now() < deadline =>
+                    {
+                        tracing::debug!(commits, "unknown commit result, committing again");
+                    }
+                    Err(e)
+                        if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
+                            && Instant::now() < deadline =>
+                    {
+                        tracing::debug!(attempt, "transient commit failure, retrying");
+                        drop(turn);
+                        backoff(attempt).await;
+                        continue 'transaction;
+                    }
+                    Err(e)
+                        if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                            || e.contains_label(TRANSIENT_TRANSACTION_ERROR) =>
+                    {
+                        return Err(exhausted(attempt, &e));
+                    }
+                    Err(e) => return Err(storage_error(e)),
+                }
+            }
+        }
+    }
+
+    /// Runs a single-document write, repeating it while it loses a write
+    /// conflict against a transaction (which means it did not apply).
+    pub(crate) async fn single<T, F, Fut>(&self, mut op: F) -> Result<T, DriverError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, DriverError>>,
+    {
+        let deadline = Instant::now() + self.options.transaction_retry_timeout;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match op().await {
+                Err(e) if is_write_conflict(&e) && Instant::now() < deadline => {
+                    backoff(attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn exhausted(attempts: u32, e: &DriverError) -> StorageError {
+    StorageError::Transient(Box::new(RetriesExhausted {
+        attempts,
+        last: e.to_string(),
+    }))
+}

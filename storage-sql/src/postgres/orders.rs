@@ -1,0 +1,99 @@
+//! Orders and their status changes on PostgreSQL.
+
+use async_trait::async_trait;
+use marketplace_core::order::{Order, OrderQuery, OrderTransition};
+use marketplace_core::storage::OrderStore;
+use marketplace_core::{CheckoutId, OrderId, ProductId, StorageError, StorageResult};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres};
+use uuid::Uuid;
+
+use super::outbox::insert_outbox;
+use super::{PostgresStorage, e};
+use crate::codec::{self, orders};
+
+/// Adds `qty` units back to each product, locking the rows in id order.
+const RESTOCK: &str = "WITH wanted AS ( \
+         SELECT id, sum(qty)::int8 AS qty FROM unnest($1::uuid[], $2::int8[]) AS t(id, qty) GROUP BY id \
+     ), locked AS ( \
+         SELECT p.id FROM products p JOIN wanted w ON w.id = p.id ORDER BY p.id FOR NO KEY UPDATE OF p \
+     ) \
+     UPDATE products p SET stock = p.stock + w.qty, version = p.version + 1 \
+     FROM wanted w WHERE p.id = w.id AND p.id IN (SELECT id FROM locked)";
+
+/// Adds back the units of a cancelled or returned order, in one statement.
+async fn restock(conn: &mut PgConnection, restock: &[(ProductId, u32)]) -> StorageResult<()> {
+    if restock.is_empty() {
+        return Ok(());
+    }
+    let (ids, qtys): (Vec<Uuid>, Vec<i64>) =
+        restock.iter().map(|(p, n)| (p.0, i64::from(*n))).unzip();
+    sqlx::query(RESTOCK)
+        .bind(ids)
+        .bind(qtys)
+        .execute(conn)
+        .await
+        .map_err(e)?;
+    Ok(())
+}
+
+#[async_trait]
+impl OrderStore for PostgresStorage {
+    async fn order(&self, id: OrderId) -> StorageResult<Option<Order>> {
+        let row = sqlx::query("SELECT * FROM orders WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(e)?;
+        codec::optional(row, orders::order)
+    }
+
+    async fn checkout_orders(&self, id: CheckoutId) -> StorageResult<Vec<Order>> {
+        let rows = sqlx::query("SELECT * FROM orders WHERE checkout_id = $1 ORDER BY seller_id")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(e)?;
+        codec::all(&rows, orders::order)
+    }
+
+    async fn list_orders(&self, q: &OrderQuery) -> StorageResult<Vec<Order>> {
+        let mut list = orders::list_orders::<Postgres>(q);
+        let rows = list.build().fetch_all(&self.pool).await.map_err(e)?;
+        codec::all(&rows, orders::order)
+    }
+
+    async fn transition_order(&self, t: &OrderTransition) -> StorageResult<Option<Order>> {
+        let mut tx = self.begin().await?;
+        // The conditional write: a concurrent transition of the same order waits,
+        // then finds the status moved and changes nothing.
+        let row = sqlx::query(
+            "UPDATE orders SET status = $2, history = history || jsonb_build_array($3::jsonb), \
+             updated_at = $4 WHERE id = $1 AND status = $5 RETURNING *",
+        )
+        .bind(t.order_id.0)
+        .bind(t.to.as_str())
+        .bind(Json(&t.change))
+        .bind(t.change.at)
+        .bind(t.from.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(e)?;
+        let Some(row) = row else {
+            let exists = sqlx::query("SELECT 1 FROM orders WHERE id = $1")
+                .bind(t.order_id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(e)?;
+            return match exists {
+                Some(_) => Ok(None),
+                None => Err(StorageError::NotFound),
+            };
+        };
+        let order = orders::order(&row)?;
+        restock(&mut tx, &t.restock).await?;
+        insert_outbox(&mut tx, &t.outbox).await?;
+        tx.commit().await.map_err(e)?;
+        Ok(Some(order))
+    }
+}

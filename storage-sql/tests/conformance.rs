@@ -1,0 +1,29 @@
+//! The conformance suite on both SQL dialects: always on SQLite (a temporary file
+//! per scenario), and on PostgreSQL (a schema per scenario) when
+//! `TEST_POSTGRES_URL` is set. Each scenario gets the dialect's store itself.
+
+mod common;
+
+mod sqlite {
+    use storage_sql::SqliteStorage;
+
+    use super::common;
+
+    async fn fresh() -> Option<(SqliteStorage, tempfile::TempDir)> {
+        Some(common::sqlite().await.into_parts())
+    }
+
+    marketplace_conformance::conformance_suite!(fresh);
+}
+
+mod postgres {
+    use storage_sql::PostgresStorage;
+
+    use super::common::{self, DropSchema};
+
+    async fn fresh() -> Option<(PostgresStorage, DropSchema)> {
+        Some(common::postgres().await?.into_parts())
+    }
+
+    marketplace_conformance::conformance_suite!(fresh);
+}
