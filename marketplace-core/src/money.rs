@@ -227,9 +227,10 @@ impl utoipa::PartialSchema for Discount {
             KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
         };
         use utoipa::openapi::{Ref, RefOr};
-        let kind = |name: &str, doc: &str, field: &str, schema: RefOr<_>| {
+        let kind = |name: &str, title: &str, doc: &str, field: &str, schema: RefOr<_>| {
             ObjectBuilder::new()
                 .schema_type(Type::Object)
+                .title(Some(title.to_owned()))
                 .description(Some(doc.to_owned()))
                 .property(
                     "type",
@@ -264,6 +265,7 @@ impl utoipa::PartialSchema for Discount {
         };
         let percentage = kind(
             "percentage",
+            "PercentageDiscount",
             "A whole percentage off the listed price.",
             "value",
             ObjectBuilder::new()
@@ -274,6 +276,7 @@ impl utoipa::PartialSchema for Discount {
         );
         let fixed = kind(
             "fixed",
+            "FixedDiscount",
             "A fixed amount off the listed price, in its currency.",
             "amount",
             RefOr::Ref(Ref::from_schema_name("Money")),

@@ -87,6 +87,10 @@ async fn nul_bytes_get_clear_refusals_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README"
+)]
 async fn nul_bytes_get_clear_refusals_on_postgres() {
     let Some(db) = postgres_schema("nul_bytes_get_clear_refusals_on_postgres").await else {
         return;

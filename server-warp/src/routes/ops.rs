@@ -41,12 +41,23 @@ pub async fn openapi() -> Result<Response, Rejection> {
     ))
 }
 
+/// The bytes of an image file.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ImageBytes(pub Vec<u8>);
+
 /// A stored product image.
 #[utoipa::path(get, path = "/media/{key}", tag = "operations",
     params(("key" = String, Path, description = "the image key, as in the product's image URL")),
-    responses((status = 200, description = "the image", content_type = "image/*")))]
+    responses((status = 200, description = "the image (its type is the one its bytes show)",
+        content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"))),
+        (status = 404, description = "no such image", body = crate::problem::Problem)))]
 pub async fn media(tail: warp::path::Tail, app: App) -> Result<Response, Rejection> {
-    let image = app.market.image(tail.as_str()).await.map_err(reject)?;
+    // Clients that treat the key as one path parameter send its slashes encoded.
+    let key = percent_encoding::percent_decode_str(tail.as_str())
+        .decode_utf8()
+        .map_err(|_| reject(marketplace_core::Error::NotFound("image")))?;
+    let image = app.market.image(&key).await.map_err(reject)?;
     let mut res = Response::new(image.bytes.into());
     let headers = res.headers_mut();
     headers.insert(
