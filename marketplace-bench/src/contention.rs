@@ -397,3 +397,79 @@ pub async fn audit(
     }
     Ok(inv)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run that sold out 100 units on 10 products cleanly.
+    fn clean() -> (Invariants, Contention) {
+        let inv = Invariants {
+            initial: 100,
+            left: 0,
+            sold: 100,
+            min_stock: 0,
+            hot: 10,
+            orders: 100,
+            checkouts: 100,
+            ..Invariants::default()
+        };
+        let c = Contention {
+            accepted: 100,
+            sold_out: 30,
+            products_refused: 10,
+            ..Contention::default()
+        };
+        (inv, c)
+    }
+
+    fn failed(inv: &Invariants, c: &Contention) -> usize {
+        inv.checks(c).iter().filter(|(_, ok)| !ok).count()
+    }
+
+    #[test]
+    fn the_audit_fails_on_oversell_and_on_a_run_that_never_sold_out() {
+        let (inv, c) = clean();
+        assert_eq!(failed(&inv, &c), 0, "{:?}", inv.checks(&c));
+        // One unit oversold: stored stock -1, one more unit in orders.
+        let over = Invariants {
+            left: -1,
+            sold: 101,
+            min_stock: -1,
+            checkouts: 101,
+            ..inv.clone()
+        };
+        let c_over = Contention {
+            accepted: 101,
+            ..c.clone()
+        };
+        assert!(failed(&over, &c_over) >= 2, "{:?}", over.checks(&c_over));
+        // Stock and orders that disagree for one product.
+        let mismatched = Invariants {
+            mismatched: vec!["p".into()],
+            ..inv.clone()
+        };
+        assert_eq!(failed(&mismatched, &c), 1);
+        // Time ran out first: stock left, no refusal.
+        let unsold = Invariants {
+            left: 40,
+            sold: 60,
+            unsold: 4,
+            orders: 60,
+            checkouts: 60,
+            ..inv.clone()
+        };
+        let c_unsold = Contention {
+            accepted: 60,
+            sold_out: 0,
+            products_refused: 0,
+            ..c.clone()
+        };
+        assert_eq!(
+            failed(&unsold, &c_unsold),
+            2,
+            "{:?}",
+            unsold.checks(&c_unsold)
+        );
+    }
+}
