@@ -61,6 +61,17 @@ pub struct ProfileUpdate {
     pub phone: Option<Option<String>>,
 }
 
+/// A page request for the admin's seller list ([`Marketplace::sellers`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct SellerListQuery {
+    /// Only sellers in this status.
+    pub status: Option<SellerStatus>,
+    /// Cursor from the previous page's `next_cursor`; empty is the first page.
+    pub cursor: Option<String>,
+    /// Page size (1..=100, default 20).
+    pub limit: Option<u32>,
+}
+
 impl<S: Storage> Marketplace<S> {
     /// Opens a buyer or seller account and mails an email-verification token.
     /// Sellers start `pending` until an admin verifies them.
@@ -209,6 +220,25 @@ impl<S: Storage> Marketplace<S> {
             crate::Page::from_overfetch(sellers, limit, |u| u.id.to_string())
                 .map(|u| SellerSummary::of(&u)),
         )
+    }
+
+    /// Sellers, for an admin, a page at a time: the query's cursor is the
+    /// `next_cursor` of the page before, and anything else is
+    /// [`Error::Malformed`] (`invalid_cursor`).
+    pub async fn sellers(
+        &self,
+        who: &Principal,
+        query: SellerListQuery,
+    ) -> Result<crate::Page<SellerSummary>> {
+        self.require(who, Role::Admin)?;
+        let after = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(c.parse::<UserId>().map_err(|_| {
+                Error::malformed("cursor", "invalid_cursor", "is not a cursor of this list")
+            })?),
+        };
+        self.list_sellers(who, query.status, after, query.limit)
+            .await
     }
 
     /// An admin verifies a seller (`verified = true`) or rejects it; the seller is

@@ -36,7 +36,7 @@ pub struct Reservation {
 }
 
 /// Everything a checkout writes, computed by core and applied by
-/// [`Storage::commit_checkout`] in one atomic step.
+/// [`CheckoutStore::commit_checkout`](crate::storage::CheckoutStore::commit_checkout) in one atomic step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckoutPlan {
     /// The new checkout.
@@ -69,7 +69,7 @@ pub struct CheckoutRecord {
     pub request_hash: String,
 }
 
-/// What [`Storage::commit_checkout`] did.
+/// What [`CheckoutStore::commit_checkout`](crate::storage::CheckoutStore::commit_checkout) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckoutOutcome {
     /// Everything in the plan was written.

@@ -44,6 +44,48 @@ pub struct ShortItem {
     pub available: u32,
 }
 
+/// The code of the conflict a checkout answers when its idempotency key was
+/// used for a different request (classified [`ErrorKind::Invalid`]).
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+
+/// What kind of refusal an [`Error`] is, without naming any protocol: a host
+/// turns each kind into its own answer (an HTTP status, an exit code, a page) in
+/// one match. New kinds may come; a host maps an unknown one like `Internal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request cannot succeed as sent: its input breaks a rule (the fields
+    /// are listed), or its idempotency key names a different request. Fix the
+    /// request; repeating it will not help.
+    Invalid,
+    /// A parameter is not in a form this marketplace reads (a cursor of another
+    /// list).
+    Malformed,
+    /// A single-use token (email verification, password reset) is unknown, spent
+    /// or expired.
+    InvalidToken,
+    /// No valid credentials: a missing, expired or forged access token, or a
+    /// login that did not match.
+    Unauthenticated,
+    /// The caller is known but may not do this (wrong role, unverified seller).
+    Forbidden,
+    /// The resource does not exist, or is not the caller's to see.
+    NotFound,
+    /// The request conflicts with the current state (an email taken, a cart that
+    /// changed, an order past the status that allows it, stock that ran out).
+    Conflict,
+    /// Too many attempts; the error says how long to wait.
+    RateLimited,
+    /// An upload is larger than allowed.
+    PayloadTooLarge,
+    /// An upload is not of an accepted type.
+    UnsupportedMediaType,
+    /// Storage is temporarily unavailable; the same request may be repeated.
+    Unavailable,
+    /// A failure of ours; its details are for the log, never for the caller.
+    Internal,
+}
+
 /// Why a marketplace operation was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -85,6 +127,11 @@ pub enum Error {
     /// A single-use token was unknown, already used or expired.
     #[error("the token is invalid or has expired")]
     InvalidToken,
+    /// A parameter is not in a form this marketplace issues or reads (a list
+    /// cursor that is not one of that list's); the field error names it and
+    /// carries the stable code (`invalid_cursor`).
+    #[error("{}", .0.message)]
+    Malformed(FieldError),
     /// Too many failed attempts; try again after the given delay.
     #[error("too many attempts, retry in {} s", .retry_after.as_secs())]
     RateLimited {
@@ -129,12 +176,55 @@ impl Error {
             Error::InvalidTransition { .. } => "invalid_transition",
             Error::InsufficientStock(_) => "insufficient_stock",
             Error::InvalidToken => "invalid_token",
+            Error::Malformed(field) => field.code,
             Error::RateLimited { .. } => "rate_limited",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
+    }
+
+    /// What kind of refusal this is, for a host to answer with: every host's
+    /// status mapping is one match on the kind, and no host reads codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Validation(_) => ErrorKind::Invalid,
+            // The key is well formed but names another request: repeating the
+            // request as sent can never succeed, unlike a conflict with state.
+            Error::Conflict {
+                code: IDEMPOTENCY_KEY_REUSED,
+                ..
+            } => ErrorKind::Invalid,
+            Error::Unauthenticated | Error::InvalidCredentials => ErrorKind::Unauthenticated,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Conflict { .. }
+            | Error::InvalidTransition { .. }
+            | Error::InsufficientStock(_) => ErrorKind::Conflict,
+            Error::InvalidToken => ErrorKind::InvalidToken,
+            Error::Malformed(_) => ErrorKind::Malformed,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
+            Error::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Error::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The fields at fault: every one of a validation failure, the one of a
+    /// malformed parameter, none otherwise.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Error::Validation(fields) => fields,
+            Error::Malformed(field) => std::slice::from_ref(field),
+            _ => &[],
+        }
+    }
+
+    /// A malformed parameter: `field` is not in a form this marketplace reads.
+    pub fn malformed(field: &str, code: &'static str, message: impl Into<String>) -> Error {
+        Error::Malformed(FieldError::new(field, code, message))
     }
 
     /// A validation error on one field.
@@ -208,5 +298,71 @@ impl Violations {
         } else {
             Err(Error::Validation(self.0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_a_kind() {
+        let cases = [
+            (Error::invalid("email", "invalid", "x"), ErrorKind::Invalid),
+            (
+                Error::conflict(IDEMPOTENCY_KEY_REUSED, "another request"),
+                ErrorKind::Invalid,
+            ),
+            (
+                Error::malformed("cursor", "invalid_cursor", "x"),
+                ErrorKind::Malformed,
+            ),
+            (Error::InvalidToken, ErrorKind::InvalidToken),
+            (Error::Unauthenticated, ErrorKind::Unauthenticated),
+            (Error::InvalidCredentials, ErrorKind::Unauthenticated),
+            (Error::Forbidden("no"), ErrorKind::Forbidden),
+            (Error::NotFound("order"), ErrorKind::NotFound),
+            (Error::conflict("email_taken", "x"), ErrorKind::Conflict),
+            (
+                Error::InvalidTransition {
+                    from: OrderStatus::Delivered,
+                    to: OrderStatus::Pending,
+                },
+                ErrorKind::Conflict,
+            ),
+            (Error::InsufficientStock(Vec::new()), ErrorKind::Conflict),
+            (
+                Error::RateLimited {
+                    retry_after: Duration::from_secs(1),
+                },
+                ErrorKind::RateLimited,
+            ),
+            (
+                Error::PayloadTooLarge { limit: 1 },
+                ErrorKind::PayloadTooLarge,
+            ),
+            (
+                Error::UnsupportedMediaType("text/plain".into()),
+                ErrorKind::UnsupportedMediaType,
+            ),
+            (
+                Error::from(StorageError::Transient("busy".into())),
+                ErrorKind::Unavailable,
+            ),
+            (Error::internal("boom"), ErrorKind::Internal),
+        ];
+        for (e, kind) in cases {
+            assert_eq!(e.kind(), kind, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_parameter_names_its_field_and_code() {
+        let e = Error::malformed("cursor", "invalid_cursor", "is not a cursor of this list");
+        assert_eq!(e.code(), "invalid_cursor");
+        assert_eq!(e.to_string(), "is not a cursor of this list");
+        assert_eq!(e.field_errors().len(), 1);
+        assert_eq!(e.field_errors()[0].field, "cursor");
+        assert!(Error::Unauthenticated.field_errors().is_empty());
     }
 }

@@ -55,14 +55,14 @@ mod patch;
 pub mod storage;
 pub mod user;
 
-pub use accounts::{NewAccount, ProfileUpdate};
+pub use accounts::{NewAccount, ProfileUpdate, SellerListQuery};
 pub use address::{Address, AddressInput};
 pub use auth::{AuthConfig, HashCost, JwtSecret, TokenPair};
 pub use cart::{CartView, WishlistItem};
 pub use catalog::{CatalogQuery, Category, NewProduct, ProductSort, ProductUpdate, ProductView};
 pub use checkout::{Checkout, CheckoutRequest, IdempotencyKey};
 pub use clock::{Clock, IdGenerator, ManualClock, SystemClock};
-pub use error::{Error, FieldError, Result, ShortItem};
+pub use error::{Error, ErrorKind, FieldError, Result, ShortItem};
 pub use ids::*;
 pub use mailer::{DevMailer, MailError, Mailer};
 pub use marketplace::{Config, DeliveryPolicy, Limits, Marketplace, MarketplaceBuilder};

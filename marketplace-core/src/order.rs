@@ -228,7 +228,7 @@ impl OrderQuery {
     }
 }
 
-/// A status change as storage applies it; see [`Storage::transition_order`].
+/// A status change as storage applies it; see [`OrderStore::transition_order`](crate::storage::OrderStore::transition_order).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderTransition {
     /// The order.
@@ -351,6 +351,21 @@ impl<S: Storage> Marketplace<S> {
         } else {
             Err(Error::NotFound("order"))
         }
+    }
+
+    /// One of the buyer's own orders. Only buyers ask this way (anyone else is
+    /// `Forbidden`); another buyer's order is `NotFound`, like a missing one.
+    pub async fn buyer_order(&self, who: &Principal, id: OrderId) -> Result<Order> {
+        self.require(who, Role::Buyer)?;
+        self.order(who, id).await
+    }
+
+    /// One of the seller's own orders. Only sellers ask this way (an admin reads
+    /// any order with [`order`](Self::order)); another seller's order is
+    /// `NotFound`, like a missing one.
+    pub async fn seller_order(&self, who: &Principal, id: OrderId) -> Result<Order> {
+        self.require(who, Role::Seller)?;
+        self.order(who, id).await
     }
 
     /// The buyer cancels a pending order; its stock goes back.

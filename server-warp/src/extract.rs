@@ -3,9 +3,8 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use marketplace_core::{Marketplace, Principal, Storage};
+use marketplace_core::Principal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use warp::reply::Response;
@@ -13,8 +12,7 @@ use warp::{Filter, Rejection};
 
 use crate::problem::{ApiError, reject};
 
-/// The marketplace a server serves: any backend, chosen at run time.
-pub type Market = Marketplace<Arc<dyn Storage>>;
+pub use marketplace_host::Market;
 
 /// What handlers share: the marketplace and the HTTP settings.
 #[derive(Clone)]

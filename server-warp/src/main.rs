@@ -96,8 +96,8 @@ async fn main() -> Result<()> {
         Command::Admin {
             command: AdminCommand::Create { email, password },
         } => {
-            let (app, _) = server_warp::build(&settings).await?;
-            let user = app
+            let host = marketplace_host::build(&settings).await?;
+            let user = host
                 .market
                 .create_admin(&email, &password)
                 .await
@@ -108,8 +108,8 @@ async fn main() -> Result<()> {
         Command::Seller {
             command: SellerCommand::Verify { email },
         } => {
-            let (app, _) = server_warp::build(&settings).await?;
-            let seller = app
+            let host = marketplace_host::build(&settings).await?;
+            let seller = host
                 .market
                 .verify_seller_by_email(&email)
                 .await

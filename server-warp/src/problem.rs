@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use http::StatusCode;
-use marketplace_core::{Error, FieldError, ShortItem};
+use marketplace_core::{Error, ErrorKind, FieldError, ShortItem};
 use serde::Serialize;
 use utoipa::ToSchema;
 use warp::Rejection;
@@ -106,25 +106,21 @@ impl ApiError {
     }
 }
 
-/// The status a core error answers with: the one place errors become statuses.
+/// The status a core error answers with: the one place errors become statuses,
+/// one match on the kind core gives it.
 pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Unauthenticated | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict {
-            code: "idempotency_key_reused",
-            ..
-        } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Conflict { .. } | Error::InvalidTransition { .. } | Error::InsufficientStock(_) => {
-            StatusCode::CONFLICT
-        }
-        Error::InvalidToken => StatusCode::BAD_REQUEST,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    match e.kind() {
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Malformed | ErrorKind::InvalidToken => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        // Internal, and any kind a newer core adds before this host knows it.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -140,8 +136,8 @@ impl From<Error> for ApiError {
             e.to_string()
         };
         let mut api = ApiError::new(status, e.code(), detail);
+        api.problem.errors = e.field_errors().to_vec();
         match e {
-            Error::Validation(fields) => api.problem.errors = fields,
             Error::InsufficientStock(items) => api.problem.items = items,
             Error::RateLimited { retry_after } => {
                 api.problem.retry_after = Some(retry_after.as_secs().max(1))
@@ -204,4 +200,69 @@ pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
         ApiError::bad_request("bad_request", "the request could not be understood")
     };
     Ok(e.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use marketplace_core::error::IDEMPOTENCY_KEY_REUSED;
+
+    use super::*;
+
+    #[test]
+    fn every_refusal_answers_with_its_documented_status() {
+        let cases = [
+            (Error::invalid("email", "invalid", "x"), 422),
+            (
+                Error::conflict(IDEMPOTENCY_KEY_REUSED, "another request"),
+                422,
+            ),
+            (Error::malformed("cursor", "invalid_cursor", "x"), 400),
+            (Error::InvalidToken, 400),
+            (Error::Unauthenticated, 401),
+            (Error::InvalidCredentials, 401),
+            (Error::Forbidden("no"), 403),
+            (Error::NotFound("order"), 404),
+            (Error::conflict("email_taken", "x"), 409),
+            (Error::InsufficientStock(Vec::new()), 409),
+            (Error::PayloadTooLarge { limit: 1 }, 413),
+            (Error::UnsupportedMediaType("text/plain".into()), 415),
+            (
+                Error::RateLimited {
+                    retry_after: Duration::from_secs(3),
+                },
+                429,
+            ),
+            (
+                Error::Unavailable(marketplace_core::StorageError::transient("busy")),
+                503,
+            ),
+            (
+                Error::from(marketplace_core::StorageError::backend("boom")),
+                500,
+            ),
+        ];
+        for (e, status) in cases {
+            assert_eq!(status_of(&e).as_u16(), status, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_cursor_names_its_field() {
+        let e = ApiError::from(Error::malformed(
+            "cursor",
+            "invalid_cursor",
+            "is not a cursor of this list",
+        ));
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.problem.code, "invalid_cursor");
+        assert_eq!(
+            e.problem.detail.as_deref(),
+            Some("is not a cursor of this list")
+        );
+        assert_eq!(e.problem.errors.len(), 1);
+        assert_eq!(e.problem.errors[0].field, "cursor");
+        assert_eq!(e.problem.errors[0].code, "invalid_cursor");
+    }
 }

@@ -21,47 +21,17 @@ use warp::reply::Response;
 
 use crate::extract::{App, ClientAddr};
 
-/// Which browser origins may call the API.
-#[derive(Clone, Debug, Default)]
-pub enum Cors {
-    /// No cross-origin access (the default).
-    #[default]
-    Off,
-    /// Any origin (`*`), without credentials.
-    Any,
-    /// These exact origins.
-    Origins(Vec<String>),
-}
+pub use marketplace_host::Cors;
 
-impl Cors {
-    /// Parses `MARKETPLACE_CORS_ORIGINS`: empty for none, `*`, or a comma-separated list.
-    pub fn parse(value: &str) -> Cors {
-        let v = value.trim();
-        if v.is_empty() {
-            Cors::Off
-        } else if v == "*" {
-            Cors::Any
-        } else {
-            Cors::Origins(
-                v.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect(),
-            )
-        }
+/// The `Access-Control-Allow-Origin` answer to a request from `origin`, when
+/// the settings allow it.
+fn allow(cors: &Cors, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+    let origin = origin?;
+    if *cors == Cors::Any {
+        return Some(HeaderValue::from_static("*"));
     }
-
-    fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
-        let origin = origin?;
-        match self {
-            Cors::Off => None,
-            Cors::Any => Some(HeaderValue::from_static("*")),
-            Cors::Origins(list) => {
-                let o = origin.to_str().ok()?;
-                list.iter().any(|a| a == o).then(|| origin.clone())
-            }
-        }
-    }
+    let o = origin.to_str().ok()?;
+    cors.allows(o).then(|| origin.clone())
 }
 
 /// A request body that records whether it was read to its end. A route may answer
@@ -149,7 +119,7 @@ pub async fn serve(
             let cors = Arc::clone(&cors);
             async move {
                 let started = Instant::now();
-                let allowed = cors.allow(origin.as_ref());
+                let allowed = allow(&cors, origin.as_ref());
                 let mut res: Response = if preflight {
                     let mut res = Response::new(Default::default());
                     *res.status_mut() = if allowed.is_some() {

@@ -46,7 +46,7 @@ async fn crash_and_recover(url: &str) {
 
     // Setup through a second marketplace on the same database (another process
     // would do the same), signing tokens with the server's secret.
-    let (store, _) = server_warp::config::open_storage(url, &SqlOptions::default())
+    let (store, _) = marketplace_host::open_storage(url, &SqlOptions::default())
         .await
         .unwrap();
     let mut auth = AuthConfig::new(JwtSecret::new(SECRET.as_bytes().to_vec()).unwrap());

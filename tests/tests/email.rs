@@ -580,7 +580,7 @@ async fn two_processes_send_each_message_once(url: &str, backend: &str) {
     for login in logins {
         procs.push(mail_process(url, &smtp, login, media.path()).await);
     }
-    let (store, _) = server_warp::config::open_storage(url, &storage_sql::SqlOptions::default())
+    let (store, _) = marketplace_host::open_storage(url, &storage_sql::SqlOptions::default())
         .await
         .unwrap();
 

@@ -2,7 +2,7 @@
 
 use marketplace_core::{
     MessageId, Order, OrderListQuery, OutboxMessage, OutboxStatus, Page, Principal, ProductId,
-    SellerStatus, SellerSummary, UserId,
+    SellerListQuery, SellerStatus, SellerSummary, UserId,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -11,7 +11,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::extract::{App, caller, no_content, ok, query};
-use crate::problem::{ApiError, reject};
+use crate::problem::reject;
 use crate::routes::orders::OrderParams;
 
 /// Seller list parameters.
@@ -44,19 +44,14 @@ pub struct OutboxParams {
 #[utoipa::path(get, path = "/api/v1/admin/sellers", tag = "admin", security(("bearer" = [])), params(SellerParams),
     responses((status = 200, description = "a page of sellers", body = Page<SellerSummary>)))]
 pub async fn sellers(app: App, who: Principal, p: SellerParams) -> Result<Response, Rejection> {
-    let after = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(c.parse::<UserId>().map_err(|_| {
-            warp::reject::custom(ApiError::bad_field(
-                "invalid_cursor",
-                "cursor",
-                "is not a cursor of this list",
-            ))
-        })?),
+    let query = SellerListQuery {
+        status: p.status,
+        cursor: p.cursor,
+        limit: p.limit,
     };
     Ok(ok(&app
         .market
-        .list_sellers(&who, p.status, after, p.limit)
+        .sellers(&who, query)
         .await
         .map_err(reject)?))
 }

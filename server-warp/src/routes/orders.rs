@@ -58,8 +58,11 @@ pub async fn my_orders(app: App, who: Principal, p: OrderParams) -> Result<Respo
     params(("id" = String, Path, description = "order id")),
     responses((status = 200, description = "the order", body = Order)))]
 pub async fn my_order(id: OrderId, app: App, who: Principal) -> Result<Response, Rejection> {
-    buyer_only(&who)?;
-    Ok(ok(&app.market.order(&who, id).await.map_err(reject)?))
+    Ok(ok(&app
+        .market
+        .buyer_order(&who, id)
+        .await
+        .map_err(reject)?))
 }
 
 /// The buyer cancels a pending order; its stock goes back.
@@ -108,12 +111,11 @@ pub async fn seller_orders(
     params(("id" = String, Path, description = "order id")),
     responses((status = 200, description = "the order", body = Order)))]
 pub async fn seller_order(id: OrderId, app: App, who: Principal) -> Result<Response, Rejection> {
-    if who.role != marketplace_core::Role::Seller {
-        return Err(reject(marketplace_core::Error::Forbidden(
-            "only sellers may do this",
-        )));
-    }
-    Ok(ok(&app.market.order(&who, id).await.map_err(reject)?))
+    Ok(ok(&app
+        .market
+        .seller_order(&who, id)
+        .await
+        .map_err(reject)?))
 }
 
 /// The seller moves an order one step forward, cancels it (while pending or
@@ -133,16 +135,6 @@ pub async fn set_status(
         .set_order_status(&who, id, body.status)
         .await
         .map_err(reject)?))
-}
-
-fn buyer_only(who: &Principal) -> Result<(), Rejection> {
-    if who.role == marketplace_core::Role::Buyer {
-        Ok(())
-    } else {
-        Err(reject(marketplace_core::Error::Forbidden(
-            "only buyers may do this",
-        )))
-    }
 }
 
 /// The routes of this module.

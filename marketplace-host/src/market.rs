@@ -1,0 +1,130 @@
+//! A marketplace assembled from settings: the store, the signing secret, the
+//! image folder, the mailer, and the configured first admin.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use marketplace_core::{AuthConfig, Config, Mailer, Marketplace, Storage};
+
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+
+/// The marketplace a host serves: any backend, chosen at run time from
+/// `DATABASE_URL`.
+pub type Market = Marketplace<Arc<dyn Storage>>;
+
+/// What a host runs on: the marketplace and the mailer its outbox is delivered
+/// through. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    /// The marketplace.
+    pub market: Market,
+    /// The mailer the settings picked; the worker ([`Host::run`]) delivers
+    /// through it.
+    pub mailer: Arc<dyn Mailer>,
+}
+
+impl Settings {
+    /// The marketplace configuration these settings describe, signing with the
+    /// secret the policy of [`jwt_secret`](crate::jwt_secret) gives for
+    /// `secret_file`.
+    pub fn marketplace_config(&self, secret_file: Option<&Path>) -> Result<Config> {
+        let mut auth = AuthConfig::new(crate::secret::jwt_secret(self, secret_file)?);
+        auth.hash_cost = self.hash_cost;
+        let mut config = Config::new(auth);
+        config.public_url = self.storefront_base();
+        config.media_url = self.media_base();
+        config.currency = self.currency;
+        config.delivery = self.delivery.clone();
+        Ok(config)
+    }
+}
+
+/// Assembles what `settings` describe: opens the store, settles the secret,
+/// prepares the image folder and the mailer, and creates the configured admin
+/// when absent. Starts nothing in the background: see [`Host::run`].
+pub async fn build(settings: &Settings) -> Result<Host> {
+    let (storage, secret_file) =
+        crate::store::open_storage(&settings.database_url, &settings.sql).await?;
+    let config = settings.marketplace_config(secret_file.as_deref())?;
+    let images = crate::media::image_store(&settings.media_dir)?;
+    let market = Marketplace::builder(storage, config)
+        .images(images)
+        .build()
+        .await
+        .map_err(Error::Marketplace)?;
+    let mailer = crate::mail::mailer(settings)?;
+    if let Some((email, password)) = &settings.bootstrap_admin {
+        bootstrap_admin(&market, email, password).await?;
+    }
+    Ok(Host { market, mailer })
+}
+
+/// Creates the admin `email` unless an account already has that email (the
+/// configuration route to the first admin; restarts find it there).
+pub async fn bootstrap_admin(market: &Market, email: &str, password: &str) -> Result<()> {
+    match market.create_admin(email, password).await {
+        Ok(u) => tracing::info!(email = %u.email, "created the configured admin"),
+        Err(marketplace_core::Error::Conflict {
+            code: "email_taken",
+            ..
+        }) => tracing::debug!("the configured admin already exists"),
+        Err(e) => return Err(Error::Admin(e)),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use marketplace_core::{HashCost, Role};
+
+    use super::*;
+
+    fn settings(dir: &tempfile::TempDir) -> Settings {
+        Settings {
+            database_url: format!("sqlite://{}", dir.path().join("shop.db").display()),
+            media_dir: dir.path().join("media"),
+            hash_cost: HashCost::FAST_INSECURE,
+            public_url: Some("https://shop.example".into()),
+            bootstrap_admin: Some(("root@example.com".into(), "a long passphrase".into())),
+            ..Settings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn settings_build_a_marketplace_with_its_first_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = build(&settings(&dir)).await.unwrap();
+        assert_eq!(host.market.config().media_url, "https://shop.example/media");
+        assert!(dir.path().join("media").is_dir());
+        assert!(dir.path().join("shop.db.jwt-secret").is_file());
+        let tokens = host
+            .market
+            .login("root@example.com", "a long passphrase", None)
+            .await
+            .unwrap();
+        let me = host
+            .market
+            .authenticate(&tokens.access_token)
+            .await
+            .unwrap();
+        assert_eq!(me.role, Role::Admin);
+        drop(host);
+        // A restart finds the admin and the secret where it left them.
+        let again = build(&settings(&dir)).await.unwrap();
+        again
+            .market
+            .authenticate(&tokens.access_token)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_bad_admin_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(&dir);
+        s.bootstrap_admin = Some(("root@example.com".into(), "short".into()));
+        assert!(matches!(build(&s).await, Err(Error::Admin(_))));
+    }
+}

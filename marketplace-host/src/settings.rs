@@ -1,0 +1,395 @@
+//! The settings every host reads: one typed struct, filled from the
+//! environment variables of the README's configuration table, with a `Debug`
+//! that never shows a secret.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use marketplace_core::{Currency, DeliveryPolicy, HashCost};
+use marketplace_smtp::SmtpConfig;
+use storage_sql::SqlOptions;
+
+use crate::error::{Error, Result};
+use crate::store::redact_url;
+
+/// Everything a marketplace host can be configured with.
+///
+/// The HTTP settings (listen address, CORS, body limit) are here too: every
+/// HTTP host reads the same variables from the same table, and the public URL
+/// defaults to the listen address. They are plain data (an address, a list of
+/// origins, a byte count); each host applies them with its own framework.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// `MARKETPLACE_LISTEN` (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `DATABASE_URL`: `sqlite://marketplace.db` (default), `sqlite:<path>`,
+    /// `postgres://...`, `mongodb://host/<database>` (a replica set), `memory:`.
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS` (default 10), `DATABASE_ACQUIRE_TIMEOUT_MS`
+    /// (default 30000) and `DATABASE_BUSY_TIMEOUT_MS` (SQLite, default 5000).
+    pub sql: SqlOptions,
+    /// `JWT_SECRET`: required unless the store is local (memory or SQLite) and
+    /// `MARKETPLACE_ENV` is not `production`.
+    pub jwt_secret: Option<String>,
+    /// `MARKETPLACE_ENV=production` refuses to start without a configured secret.
+    pub production: bool,
+    /// `MARKETPLACE_PUBLIC_URL`: the base URL clients reach this server at
+    /// (default `http://<listen>`); the default of the two below.
+    pub public_url: Option<String>,
+    /// `MARKETPLACE_STOREFRONT_URL`: the base of the links in mails
+    /// (`/verify-email`, `/reset-password`; default the public URL, where the
+    /// HTTP server answers them with small pages).
+    pub storefront_url: Option<String>,
+    /// `MARKETPLACE_MEDIA_BASE_URL`: the base of product image URLs (default
+    /// `{public URL}/media`, where the HTTP server serves them).
+    pub media_base_url: Option<String>,
+    /// `MARKETPLACE_CURRENCY`: the ISO 4217 currency the marketplace sells in
+    /// (default `USD`).
+    pub currency: Currency,
+    /// `MARKETPLACE_MEDIA_DIR`: where uploaded images are kept (default `./media`).
+    pub media_dir: PathBuf,
+    /// `MARKETPLACE_CORS_ORIGINS`: `*` or a comma-separated list (default none).
+    pub cors: Cors,
+    /// `MARKETPLACE_MAX_BODY_BYTES`: largest JSON body (default 64 KiB).
+    pub max_body: u64,
+    /// `MAIL_DIR`: the development mailer writes each message here as `.eml`
+    /// (used when `MAIL` is unset).
+    pub mail_dir: Option<PathBuf>,
+    /// SMTP delivery, set when `MAIL` is: `MAIL` (login and sender),
+    /// `MAIL_PASSWORD`, `MAIL_SERVER` (default `smtp.gmail.com`), `MAIL_PORT`
+    /// (587), `MAIL_STARTTLS` (true), `MAIL_SSL_TLS` (false), `MAIL_CA_CERT` (an
+    /// extra trusted CA, PEM file). Without it the development mailer is used.
+    pub smtp: Option<SmtpConfig>,
+    /// Mail retry policy (not read from the environment: embedders and tests set
+    /// it; the default retries 8 times from 30 s up to an hour apart).
+    pub delivery: DeliveryPolicy,
+    /// `MARKETPLACE_OUTBOX_POLL_MS`: how often the mail worker looks for work when
+    /// idle (default 1000 ms); `0` disables the worker in this process.
+    pub outbox_poll: Duration,
+    /// `MARKETPLACE_ADMIN_EMAIL` and `MARKETPLACE_ADMIN_PASSWORD`: an admin created
+    /// at start when no account has that email (the configuration route to the
+    /// first admin; the command line is the other).
+    pub bootstrap_admin: Option<(String, String)>,
+    /// Password hashing cost (not read from the environment: embedders and tests
+    /// set it; the default is the recommended cost).
+    pub hash_cost: HashCost,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("sql", &self.sql)
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("production", &self.production)
+            .field("public_url", &self.public_url)
+            .field("storefront_url", &self.storefront_url)
+            .field("media_base_url", &self.media_base_url)
+            .field("currency", &self.currency)
+            .field("media_dir", &self.media_dir)
+            .field("cors", &self.cors)
+            .field("max_body", &self.max_body)
+            .field("mail_dir", &self.mail_dir)
+            .field("smtp", &self.smtp)
+            .field("delivery", &self.delivery)
+            .field("outbox_poll", &self.outbox_poll)
+            .field(
+                "bootstrap_admin",
+                &self
+                    .bootstrap_admin
+                    .as_ref()
+                    .map(|(e, _)| (e, "<redacted>")),
+            )
+            .field("hash_cost", &self.hash_cost)
+            .finish()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://marketplace.db".to_owned(),
+            sql: SqlOptions::default(),
+            jwt_secret: None,
+            production: false,
+            public_url: None,
+            storefront_url: None,
+            media_base_url: None,
+            currency: Currency::USD,
+            media_dir: PathBuf::from("media"),
+            cors: Cors::Off,
+            max_body: 64 * 1024,
+            mail_dir: None,
+            smtp: None,
+            delivery: DeliveryPolicy::default(),
+            outbox_poll: Duration::from_secs(1),
+            bootstrap_admin: None,
+            hash_cost: HashCost::RECOMMENDED,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Settings> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (the environment, or a map in tests). A
+    /// variable set to white space only counts as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        let mut s = Settings::default();
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("MARKETPLACE_LISTEN") {
+            s.listen = v.parse().map_err(|e| {
+                Error::unparsable(
+                    "MARKETPLACE_LISTEN",
+                    format!("MARKETPLACE_LISTEN={v} is not an address like 127.0.0.1:8080"),
+                    e,
+                )
+            })?;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            s.database_url = v;
+        }
+        let number = |k: &'static str| -> Result<Option<u64>> {
+            get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|e| Error::unparsable(k, format!("{k}={v} is not a number"), e))
+                })
+                .transpose()
+        };
+        if let Some(n) = number("DATABASE_MAX_CONNECTIONS")? {
+            s.sql = s.sql.max_connections(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        if let Some(ms) = number("DATABASE_ACQUIRE_TIMEOUT_MS")? {
+            s.sql = s.sql.acquire_timeout(Duration::from_millis(ms));
+        }
+        if let Some(ms) = number("DATABASE_BUSY_TIMEOUT_MS")? {
+            s.sql = s.sql.busy_timeout(Duration::from_millis(ms));
+        }
+        s.jwt_secret = get("JWT_SECRET");
+        s.production = get("MARKETPLACE_ENV").is_some_and(|v| v.eq_ignore_ascii_case("production"));
+        s.public_url = get("MARKETPLACE_PUBLIC_URL");
+        s.storefront_url = get("MARKETPLACE_STOREFRONT_URL");
+        s.media_base_url = get("MARKETPLACE_MEDIA_BASE_URL");
+        if let Some(v) = get("MARKETPLACE_CURRENCY") {
+            s.currency = Currency::parse(&v).ok_or_else(|| {
+                Error::setting(
+                    "MARKETPLACE_CURRENCY",
+                    format!(
+                        "MARKETPLACE_CURRENCY={v} is not an ISO 4217 currency code (e.g. USD, EUR, JPY)"
+                    ),
+                )
+            })?;
+        }
+        if let Some(v) = get("MARKETPLACE_MEDIA_DIR") {
+            s.media_dir = v.into();
+        }
+        if let Some(v) = get("MARKETPLACE_CORS_ORIGINS") {
+            s.cors = Cors::parse(&v);
+        }
+        if let Some(n) = number("MARKETPLACE_MAX_BODY_BYTES")? {
+            s.max_body = n;
+        }
+        s.mail_dir = get("MAIL_DIR").map(PathBuf::from);
+        s.smtp = crate::mail::smtp_settings(&get)?;
+        if let Some(ms) = number("MARKETPLACE_OUTBOX_POLL_MS")? {
+            s.outbox_poll = Duration::from_millis(ms);
+        }
+        s.bootstrap_admin = match (
+            get("MARKETPLACE_ADMIN_EMAIL"),
+            get("MARKETPLACE_ADMIN_PASSWORD"),
+        ) {
+            (Some(e), Some(p)) => Some((e, p)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::setting(
+                    "MARKETPLACE_ADMIN_EMAIL",
+                    "set both MARKETPLACE_ADMIN_EMAIL and MARKETPLACE_ADMIN_PASSWORD, or neither",
+                ));
+            }
+        };
+        Ok(s)
+    }
+
+    /// Whether the store lives on this machine only (memory or SQLite), where a
+    /// development secret may be generated; PostgreSQL and MongoDB are shared by
+    /// several processes, which must all sign with one configured secret.
+    pub fn local_store(&self) -> bool {
+        self.database_url.starts_with("memory:") || self.database_url.starts_with("sqlite:")
+    }
+
+    /// The base URL clients reach this host at, without a trailing slash:
+    /// `MARKETPLACE_PUBLIC_URL`, or `http://<listen>`.
+    pub fn public_base(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The base of the links in mails: `MARKETPLACE_STOREFRONT_URL`, or the
+    /// public URL.
+    pub fn storefront_base(&self) -> String {
+        match &self.storefront_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => self.public_base(),
+        }
+    }
+
+    /// Where stored images are served from: `MARKETPLACE_MEDIA_BASE_URL`, or
+    /// `{public URL}/media`.
+    pub fn media_base(&self) -> String {
+        match &self.media_base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("{}/media", self.public_base()),
+        }
+    }
+}
+
+/// Which browser origins may call an HTTP host (`MARKETPLACE_CORS_ORIGINS`).
+/// Plain data: each host writes the headers with its own framework.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cors {
+    /// No cross-origin access (the default).
+    #[default]
+    Off,
+    /// Any origin (`*`), without credentials.
+    Any,
+    /// These exact origins.
+    Origins(Vec<String>),
+}
+
+impl Cors {
+    /// Parses `MARKETPLACE_CORS_ORIGINS`: empty for none, `*`, or a comma-separated
+    /// list (trailing slashes dropped).
+    pub fn parse(value: &str) -> Cors {
+        let v = value.trim();
+        if v.is_empty() {
+            Cors::Off
+        } else if v == "*" {
+            Cors::Any
+        } else {
+            Cors::Origins(
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            )
+        }
+    }
+
+    /// Whether a request from `origin` may read the answer.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Cors::Off => false,
+            Cors::Any => true,
+            Cors::Origins(list) => list.iter().any(|a| a == origin),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn lookup(vars: &[(&str, &str)]) -> Result<Settings> {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_configured_is_the_documented_defaults() {
+        let s = lookup(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://marketplace.db");
+        assert_eq!(s.media_dir, PathBuf::from("media"));
+        assert_eq!((s.cors.clone(), s.max_body), (Cors::Off, 65536));
+        assert_eq!(s.outbox_poll, Duration::from_secs(1));
+        assert_eq!(s.public_base(), "http://127.0.0.1:8080");
+        assert_eq!(s.storefront_base(), "http://127.0.0.1:8080");
+        assert_eq!(s.media_base(), "http://127.0.0.1:8080/media");
+        assert!(s.smtp.is_none() && s.bootstrap_admin.is_none() && !s.production);
+    }
+
+    #[test]
+    fn urls_default_from_the_public_one() {
+        let s = lookup(&[("MARKETPLACE_PUBLIC_URL", "https://shop.example/")]).unwrap();
+        assert_eq!(s.storefront_base(), "https://shop.example");
+        assert_eq!(s.media_base(), "https://shop.example/media");
+        let s = lookup(&[
+            ("MARKETPLACE_STOREFRONT_URL", "https://www.example/"),
+            ("MARKETPLACE_MEDIA_BASE_URL", "https://cdn.example/m/"),
+        ])
+        .unwrap();
+        assert_eq!(s.storefront_base(), "https://www.example");
+        assert_eq!(s.media_base(), "https://cdn.example/m");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (k, v) in [
+            ("MARKETPLACE_LISTEN", "nowhere"),
+            ("DATABASE_MAX_CONNECTIONS", "many"),
+            ("MARKETPLACE_MAX_BODY_BYTES", "-1"),
+            ("MARKETPLACE_OUTBOX_POLL_MS", "soon"),
+            ("MARKETPLACE_CURRENCY", "DOLLARS"),
+        ] {
+            match lookup(&[(k, v)]) {
+                Err(Error::Setting {
+                    variable, message, ..
+                }) => {
+                    assert_eq!(variable, k);
+                    assert!(message.contains(v), "{message}");
+                }
+                other => panic!("{k}={v}: {other:?}"),
+            }
+        }
+        assert!(lookup(&[("MARKETPLACE_ADMIN_EMAIL", "a@example.com")]).is_err());
+        assert!(
+            lookup(&[("MARKETPLACE_LISTEN", "  ")]).is_ok(),
+            "blank is unset"
+        );
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let s = lookup(&[
+            ("JWT_SECRET", &"j".repeat(40)),
+            ("DATABASE_URL", "postgres://app:db-pass@db/shop"),
+            ("MARKETPLACE_ADMIN_EMAIL", "root@example.com"),
+            ("MARKETPLACE_ADMIN_PASSWORD", "admin-pass"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        for secret in ["jjjjjjjj", "db-pass", "admin-pass"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+    }
+
+    #[test]
+    fn cors_origins() {
+        assert_eq!(Cors::parse(" "), Cors::Off);
+        assert_eq!(Cors::parse("*"), Cors::Any);
+        let list = Cors::parse("https://a.example/, https://b.example");
+        assert!(list.allows("https://a.example") && list.allows("https://b.example"));
+        assert!(!list.allows("https://c.example") && !Cors::Off.allows("https://a.example"));
+        assert!(Cors::Any.allows("https://anything.example"));
+    }
+}

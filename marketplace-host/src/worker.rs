@@ -1,0 +1,193 @@
+//! The life of a running host: the mail worker beside the host's own server,
+//! one stop signal for both, and a shutdown that lets the server drain and the
+//! worker hand back the messages it claimed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use marketplace_core::{Mailer, OutboxWorker};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::market::{Host, Market};
+use crate::settings::Settings;
+
+/// A stop signal shared by every part of a running host. Cheap to clone;
+/// clones share the signal.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::new()
+    }
+}
+
+impl Shutdown {
+    /// A signal not yet given.
+    pub fn new() -> Shutdown {
+        Shutdown {
+            tx: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// Asks every part to stop.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Whether stopping was asked.
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// A future that completes once stopping is asked (at once if it was), to
+    /// hand to a server's graceful shutdown or a worker.
+    pub fn signal(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut rx = self.tx.subscribe();
+        async move {
+            // An error means every sender is gone: nobody can ask any more, so stop.
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// The outbox worker of this process, delivering mail in the background.
+#[derive(Debug)]
+pub struct Worker {
+    task: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Delivers `market`'s outbox through `mailer`, looking for work every
+    /// `poll` when idle, until `shutdown` completes; then it releases the claims
+    /// it still holds, so another process may send those messages at once. A
+    /// zero `poll` starts nothing (other processes deliver).
+    pub fn spawn(
+        market: &Market,
+        mailer: Arc<dyn Mailer>,
+        poll: Duration,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Worker {
+        let task = (!poll.is_zero())
+            .then(|| tokio::spawn(OutboxWorker::new(market.clone(), mailer).run(poll, shutdown)));
+        Worker { task }
+    }
+
+    /// Whether a worker runs in this process.
+    pub fn is_running(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Waits until the worker has stopped (its shutdown future completed) and
+    /// released its claims.
+    pub async fn join(self) -> Result<()> {
+        match self.task {
+            Some(task) => task.await.map_err(|source| Error::Task {
+                what: "mail worker",
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Host {
+    /// Runs a host until `shutdown` completes. `serve` starts the host's own
+    /// server, which must stop accepting and drain when the [`Shutdown`] it is
+    /// given signals; beside it run the mail worker (unless
+    /// `settings.outbox_poll` is zero) and, with SMTP, a check that the mail
+    /// server answers. When `shutdown` completes both are told at once; this
+    /// returns when the server has drained and the worker has released its
+    /// claims.
+    pub async fn run<F>(
+        &self,
+        settings: &Settings,
+        shutdown: impl Future<Output = ()>,
+        serve: impl FnOnce(Shutdown) -> F,
+    ) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(smtp) = settings.smtp.clone() {
+            tokio::spawn(async move { crate::mail::check_smtp(&smtp).await });
+        }
+        let stop = Shutdown::new();
+        let worker = Worker::spawn(
+            &self.market,
+            Arc::clone(&self.mailer),
+            settings.outbox_poll,
+            stop.signal(),
+        );
+        let server = tokio::spawn(serve(stop.clone()));
+        shutdown.await;
+        stop.trigger();
+        server.await.map_err(|source| Error::Task {
+            what: "server",
+            source,
+        })?;
+        worker.join().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use marketplace_core::HashCost;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_signal_reaches_every_holder_even_late_ones() {
+        let stop = Shutdown::new();
+        let early = tokio::spawn(stop.signal());
+        assert!(!stop.is_triggered());
+        stop.trigger();
+        early.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), stop.clone().signal())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn run_stops_the_server_and_the_worker_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            database_url: "memory:".into(),
+            media_dir: dir.path().join("media"),
+            hash_cost: HashCost::FAST_INSECURE,
+            outbox_poll: Duration::from_millis(10),
+            ..Settings::default()
+        };
+        let host = crate::build(&settings).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (served_tx, served_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = host.run(
+            &settings,
+            async move {
+                let _ = rx.await;
+            },
+            move |stop| async move {
+                stop.signal().await;
+                let _ = served_tx.send(());
+            },
+        );
+        tokio::pin!(run);
+        tokio::select! {
+            _ = &mut run => panic!("ran without a shutdown"),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .unwrap()
+            .unwrap();
+        served_rx.await.unwrap();
+    }
+}
