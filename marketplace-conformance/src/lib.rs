@@ -249,10 +249,20 @@ pub fn address_input(name: &str) -> AddressInput {
 /// Generates one `#[tokio::test]` per conformance scenario, each with a fresh store
 /// from `$factory`: an async fn returning `Option<(S, G)>`, the store and what must
 /// outlive it (dropped after the scenario); `None` skips.
+///
+/// Attributes after the factory go on every generated test, e.g. to have the
+/// test runner report the suite as ignored when its server is missing:
+///
+/// ```ignore
+/// marketplace_conformance::conformance_suite!(
+///     fresh,
+///     #[cfg_attr(no_postgres, ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README")]
+/// );
+/// ```
 #[macro_export]
 macro_rules! conformance_suite {
-    ($factory:path) => {
-        $crate::conformance_suite!(@each $factory;
+    ($factory:path $(, $(#[$attr:meta])*)?) => {
+        $crate::conformance_suite!(@each $factory; [$($(#[$attr])*)?];
             register_validates_and_rejects_duplicates,
             login_authenticates_and_hides_which_part_failed,
             login_is_throttled_per_account_and_client,
@@ -295,16 +305,22 @@ macro_rules! conformance_suite {
             dead_messages_can_be_retried,
             seller_decisions_are_mailed_and_listed,
             client_text_with_nul_bytes_is_refused_everywhere,
+            concurrent_address_creates_never_pass_the_limit,
+            concurrent_cart_adds_never_pass_the_line_limit,
+            concurrent_image_uploads_never_pass_the_image_limit,
+            ending_a_login_ends_its_access_tokens,
         );
     };
-    (@each $factory:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some((storage, guard)) = $factory().await else { return };
-                $crate::scenarios::$name(storage).await;
-                drop(guard);
-            }
-        )*
+    (@each $factory:path; $attrs:tt; $($name:ident),* $(,)?) => {
+        $( $crate::conformance_suite!(@one $factory; $attrs; $name); )*
+    };
+    (@one $factory:path; [$(#[$attr:meta])*]; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        $(#[$attr])*
+        async fn $name() {
+            let Some((storage, guard)) = $factory().await else { return };
+            $crate::scenarios::$name(storage).await;
+            drop(guard);
+        }
     };
 }

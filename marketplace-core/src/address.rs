@@ -6,7 +6,7 @@ use crate::error::{Error, Result, Violations};
 use crate::fields::{optional_text, phone, text};
 use crate::ids::{AddressId, UserId};
 use crate::marketplace::Marketplace;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::user::{Principal, Role};
 
 /// A delivery address as stored and shown.
@@ -177,18 +177,16 @@ impl<S: Storage> Marketplace<S> {
         Ok(self.storage().addresses(who.user_id).await?)
     }
 
-    /// Adds an address. The first one becomes the default.
+    /// Adds an address. The first one becomes the default. At most
+    /// [`Limits::max_addresses`](crate::Limits) are kept, however many adds race:
+    /// storage stores a new address only below the limit, in the same atomic step.
     pub async fn add_address(&self, who: &Principal, input: AddressInput) -> Result<Address> {
         self.require(who, Role::Buyer)?;
         let existing = self.storage().addresses(who.user_id).await?;
+        // The quick answer for a book already full; the limit itself is kept by
+        // the conditional save below.
         if existing.len() >= self.inner.config.limits.max_addresses {
-            return Err(Error::conflict(
-                "too_many_addresses",
-                format!(
-                    "at most {} addresses may be kept",
-                    self.inner.config.limits.max_addresses
-                ),
-            ));
+            return Err(self.too_many_addresses());
         }
         let blank = Address {
             id: AddressId(self.new_id()),
@@ -204,7 +202,7 @@ impl<S: Storage> Marketplace<S> {
             is_default: existing.is_empty(),
         };
         let address = input.apply(blank)?;
-        self.storage().save_address(&address).await?;
+        self.save_address(&address).await?;
         Ok(address)
     }
 
@@ -224,7 +222,7 @@ impl<S: Storage> Marketplace<S> {
         if was_default && !address.is_default {
             address.is_default = true;
         }
-        self.storage().save_address(&address).await?;
+        self.save_address(&address).await?;
         Ok(address)
     }
 
@@ -245,9 +243,34 @@ impl<S: Storage> Marketplace<S> {
                 .next()
         {
             next.is_default = true;
-            self.storage().save_address(&next).await?;
+            self.save_address(&next).await?;
         }
         Ok(())
+    }
+
+    /// Stores an address with the limit on how many a buyer keeps, which only a
+    /// new address can break.
+    async fn save_address(&self, address: &Address) -> Result<()> {
+        let max = self.inner.config.limits.max_addresses;
+        let max = u32::try_from(max).unwrap_or(u32::MAX);
+        match self
+            .retry(|| self.storage().save_address(address, max))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StorageError::Precondition(_)) => Err(self.too_many_addresses()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn too_many_addresses(&self) -> Error {
+        Error::conflict(
+            "too_many_addresses",
+            format!(
+                "at most {} addresses may be kept",
+                self.inner.config.limits.max_addresses
+            ),
+        )
     }
 
     pub(crate) async fn own_address(&self, who: &Principal, id: AddressId) -> Result<Address> {

@@ -206,6 +206,10 @@ impl std::fmt::Debug for TokenPair {
 struct Claims {
     sub: String,
     role: Role,
+    /// The login the token was issued to: its refresh-token family. Ending the
+    /// login (logout, reuse detection, password reset, deactivation) ends the
+    /// token. Required: a token without it names no login and is refused.
+    fam: TokenFamilyId,
     iat: i64,
     exp: i64,
     iss: String,
@@ -287,7 +291,10 @@ pub(crate) async fn verify_password(password: &str, hash: &str) -> Result<bool> 
 
 impl<S: Storage> Marketplace<S> {
     /// Establishes who presents an access token: checks signature, algorithm,
-    /// issuer, expiry and issue time, then that the account is still active.
+    /// issuer, expiry and issue time, then, in one storage read, that the account
+    /// is still active and the login the token was issued to is still live (not
+    /// logged out, revoked by a password reset or deactivation, or ended by
+    /// refresh-token reuse).
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal> {
         let data = jsonwebtoken::decode::<Claims>(
             access_token,
@@ -307,7 +314,7 @@ impl<S: Storage> Marketplace<S> {
             .map_err(|_| Error::Unauthenticated)?;
         let user = self
             .storage()
-            .user(user_id)
+            .session_user(user_id, data.claims.fam)
             .await?
             .filter(|u| u.active && u.role == data.claims.role)
             .ok_or(Error::Unauthenticated)?;
@@ -391,7 +398,7 @@ impl<S: Storage> Marketplace<S> {
         family: TokenFamilyId,
     ) -> Result<TokenPair> {
         let now = self.now();
-        let (pair, hash) = self.new_token_pair(user_id, role)?;
+        let (pair, hash) = self.new_token_pair(user_id, role, family)?;
         let record = RefreshToken {
             hash,
             user_id,
@@ -403,13 +410,20 @@ impl<S: Storage> Marketplace<S> {
         Ok(pair)
     }
 
-    /// A signed access token and a fresh refresh token with its hash.
-    fn new_token_pair(&self, user_id: UserId, role: Role) -> Result<(TokenPair, String)> {
+    /// A signed access token of login `family` and a fresh refresh token with its
+    /// hash.
+    fn new_token_pair(
+        &self,
+        user_id: UserId,
+        role: Role,
+        family: TokenFamilyId,
+    ) -> Result<(TokenPair, String)> {
         let cfg = &self.inner.config.auth;
         let now = self.now();
         let claims = Claims {
             sub: user_id.to_string(),
             role,
+            fam: family,
             iat: now.timestamp(),
             exp: (now + cfg.access_ttl).timestamp(),
             iss: ISSUER.to_owned(),
@@ -446,14 +460,18 @@ impl<S: Storage> Marketplace<S> {
             })
             .await?;
         match outcome {
-            RotateOutcome::Rotated { user_id } => {
+            RotateOutcome::Rotated { user_id, family } => {
+                // Not `session_user`: the new pair is this rotation's answer even
+                // when a concurrent presentation of the same token (a reuse) has
+                // revoked the login meanwhile; its access token then dies with
+                // the login like every other.
                 let user = self
                     .storage()
                     .user(user_id)
                     .await?
                     .filter(|u| u.active)
                     .ok_or(Error::Unauthenticated)?;
-                let (mut pair, _) = self.new_token_pair(user.id, user.role)?;
+                let (mut pair, _) = self.new_token_pair(user.id, user.role, family)?;
                 pair.refresh_token = next;
                 Ok(pair)
             }
@@ -465,8 +483,9 @@ impl<S: Storage> Marketplace<S> {
         }
     }
 
-    /// Revokes the login a refresh token belongs to. Unknown tokens are ignored, so
-    /// logging out twice is harmless.
+    /// Revokes the login a refresh token belongs to, and with it the access tokens
+    /// issued to that login. Unknown tokens are ignored, so logging out twice is
+    /// harmless.
     pub async fn logout(&self, refresh_token: &str) -> Result<()> {
         self.storage()
             .revoke_refresh_family(&token_hash(refresh_token))

@@ -7,7 +7,7 @@ use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::storage::{LoginFailures, RotateOutcome, TokenEffect};
 use marketplace_core::{
-    AccountStore, AddressId, SellerStatus, StorageError, StorageResult, User, UserId,
+    AccountStore, AddressId, SellerStatus, StorageError, StorageResult, TokenFamilyId, User, UserId,
 };
 
 use crate::{MemoryStorage, RefreshState};
@@ -35,6 +35,20 @@ impl AccountStore for MemoryStorage {
 
     async fn user(&self, id: UserId) -> StorageResult<Option<User>> {
         Ok(self.lock().users.get(&id).cloned())
+    }
+
+    async fn session_user(
+        &self,
+        user: UserId,
+        family: TokenFamilyId,
+    ) -> StorageResult<Option<User>> {
+        let s = self.lock();
+        let live = s.live_families.get(&family).is_some_and(|hashes| {
+            hashes
+                .iter()
+                .any(|h| s.refresh.get(h).is_some_and(|(t, _)| t.user_id == user))
+        });
+        Ok(s.users.get(&user).filter(|u| live && u.active).cloned())
     }
 
     async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
@@ -160,9 +174,7 @@ impl AccountStore for MemoryStorage {
     }
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StorageResult<()> {
-        self.lock()
-            .refresh
-            .insert(token.hash.clone(), (token.clone(), RefreshState::Live));
+        self.lock().put_refresh(token.clone(), RefreshState::Live);
         Ok(())
     }
 
@@ -179,9 +191,7 @@ impl AccountStore for MemoryStorage {
         };
         match state {
             RefreshState::Live if token.expires_at > now => {
-                if let Some(e) = s.refresh.get_mut(presented) {
-                    e.1 = RefreshState::Spent;
-                }
+                s.set_refresh_state(presented, RefreshState::Spent);
                 let next = RefreshToken {
                     hash: next_hash.to_owned(),
                     user_id: token.user_id,
@@ -189,19 +199,15 @@ impl AccountStore for MemoryStorage {
                     expires_at: next_expires_at,
                     created_at: now,
                 };
-                s.refresh
-                    .insert(next.hash.clone(), (next, RefreshState::Live));
+                s.put_refresh(next, RefreshState::Live);
                 Ok(RotateOutcome::Rotated {
                     user_id: token.user_id,
+                    family: token.family,
                 })
             }
             RefreshState::Live => Ok(RotateOutcome::Invalid),
             RefreshState::Spent | RefreshState::Revoked => {
-                for (t, st) in s.refresh.values_mut() {
-                    if t.family == token.family {
-                        *st = RefreshState::Revoked;
-                    }
-                }
+                s.revoke_refresh(|t| t.family == token.family);
                 Ok(RotateOutcome::Reused {
                     user_id: token.user_id,
                 })
@@ -214,11 +220,7 @@ impl AccountStore for MemoryStorage {
         let Some(family) = s.refresh.get(hash).map(|(t, _)| t.family) else {
             return Ok(false);
         };
-        for (t, st) in s.refresh.values_mut() {
-            if t.family == family {
-                *st = RefreshState::Revoked;
-            }
-        }
+        s.revoke_refresh(|t| t.family == family);
         Ok(true)
     }
 
@@ -272,8 +274,21 @@ impl AccountStore for MemoryStorage {
             .collect())
     }
 
-    async fn save_address(&self, address: &Address) -> StorageResult<()> {
+    async fn save_address(&self, address: &Address, max_addresses: u32) -> StorageResult<()> {
+        // One lock for the count, the check and the writes: concurrent saves are
+        // serialised, so the limit and the one default hold.
         let mut s = self.lock();
+        let mut kept = 0usize;
+        let mut present = false;
+        for a in s.addresses.iter().filter(|a| a.user_id == address.user_id) {
+            kept += 1;
+            present |= a.id == address.id;
+        }
+        if !present && kept >= max_addresses as usize {
+            return Err(StorageError::Precondition(format!(
+                "the user keeps {max_addresses} addresses already"
+            )));
+        }
         if address.is_default {
             for a in s
                 .addresses

@@ -22,7 +22,7 @@ mod orders;
 mod outbox;
 mod shopping;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -36,7 +36,8 @@ use marketplace_core::order::Order;
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::storage::LoginFailures;
 use marketplace_core::{
-    CategoryId, IdempotencyKey, MessageId, OrderId, ProductId, Storage, StorageResult, User, UserId,
+    CategoryId, IdempotencyKey, MessageId, OrderId, ProductId, Storage, StorageResult,
+    TokenFamilyId, User, UserId,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,12 @@ struct State {
     users: HashMap<UserId, User>,
     emails: HashMap<String, UserId>,
     tokens: HashMap<String, (OneTimeToken, bool)>,
+    /// Refresh tokens by hash. Written only through [`State::put_refresh`] and
+    /// [`State::set_refresh_state`], which keep `live_families` in step.
     refresh: HashMap<String, (RefreshToken, RefreshState)>,
+    /// The hashes of each login's live refresh tokens, so checking a session is
+    /// one lookup however many tokens a long login has spent.
+    live_families: HashMap<TokenFamilyId, HashSet<String>>,
     throttle: HashMap<String, LoginFailures>,
     addresses: Vec<Address>,
     categories: HashMap<CategoryId, Category>,
@@ -84,12 +90,54 @@ impl State {
         self.by_price.insert((product.price.amount, product.id));
     }
 
-    fn revoke_user_tokens(&mut self, user: UserId) {
-        for (t, s) in self.refresh.values_mut() {
-            if t.user_id == user {
-                *s = RefreshState::Revoked;
+    /// Stores a refresh token in `state`, replacing one with the same hash.
+    fn put_refresh(&mut self, token: RefreshToken, state: RefreshState) {
+        let hash = token.hash.clone();
+        self.set_refresh_state(&hash, RefreshState::Revoked);
+        if state == RefreshState::Live {
+            self.live_families
+                .entry(token.family)
+                .or_default()
+                .insert(hash.clone());
+        }
+        self.refresh.insert(hash, (token, state));
+    }
+
+    /// Moves the refresh token with this hash, if any, to `state`.
+    fn set_refresh_state(&mut self, hash: &str, state: RefreshState) {
+        let Some((token, current)) = self.refresh.get_mut(hash) else {
+            return;
+        };
+        *current = state;
+        let family = token.family;
+        if state == RefreshState::Live {
+            self.live_families
+                .entry(family)
+                .or_default()
+                .insert(hash.to_owned());
+        } else if let Some(live) = self.live_families.get_mut(&family) {
+            live.remove(hash);
+            if live.is_empty() {
+                self.live_families.remove(&family);
             }
         }
+    }
+
+    /// Revokes every refresh token `matching` selects.
+    fn revoke_refresh(&mut self, matching: impl Fn(&RefreshToken) -> bool) {
+        let hashes: Vec<String> = self
+            .refresh
+            .values()
+            .filter(|(t, _)| matching(t))
+            .map(|(t, _)| t.hash.clone())
+            .collect();
+        for hash in hashes {
+            self.set_refresh_state(&hash, RefreshState::Revoked);
+        }
+    }
+
+    fn revoke_user_tokens(&mut self, user: UserId) {
+        self.revoke_refresh(|t| t.user_id == user);
     }
 }
 

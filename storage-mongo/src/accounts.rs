@@ -3,8 +3,11 @@
 //! that redeem, rotate and revoke tokens are in [`tokens`].
 //!
 //! - `users`: `{_id, email (lower-cased, unique), password_hash, role, name,
-//!   phone, store_name, seller_status, email_verified, active, created_at}`;
-//!   `seller_status` is `null` for accounts that are not sellers.
+//!   phone, store_name, seller_status, email_verified, active, created_at,
+//!   address_saves}`; `seller_status` is `null` for accounts that are not
+//!   sellers. `address_saves` counts the saves of the user's addresses: every
+//!   save increments it, so that concurrent saves write one common document and
+//!   conflict (see `save_address_tx` below); absent until the first.
 //! - `login_failures`: `{_id: key, count, window_started}`.
 //! - `addresses`: `{_id, user_id, seq, name, line1, line2, city, region,
 //!   postal_code, country, phone, is_default}`; `seq` is an ObjectId set when the
@@ -15,14 +18,15 @@ use std::future::IntoFuture;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use futures::FutureExt;
+use futures::{FutureExt, TryStreamExt};
 use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::fields::Email;
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::storage::{LoginFailures, RotateOutcome, TokenEffect};
 use marketplace_core::{
-    AccountStore, AddressId, Role, SellerStatus, StorageError, StorageResult, User, UserId,
+    AccountStore, AddressId, Role, SellerStatus, StorageError, StorageResult, TokenFamilyId, User,
+    UserId,
 };
 use mongodb::ClientSession;
 use mongodb::bson::oid::ObjectId;
@@ -216,7 +220,48 @@ impl MongoStorage {
         Ok(Step::Commit(Ok(())))
     }
 
-    pub(crate) async fn save_address_tx(&self, s: &mut ClientSession, a: &Address) -> Body<()> {
+    /// Stores an address under the limit of `max_addresses`, keeping one default.
+    ///
+    /// A snapshot-isolated transaction does not conflict with another over two
+    /// inserts of different documents: two concurrent creates would both count
+    /// the same addresses and both take the last place. So every save first
+    /// increments `address_saves` on the owner's document: of two concurrent
+    /// saves of one user, the later writer gets a write conflict (a
+    /// `TransientTransactionError`) and is retried on a fresh snapshot, which
+    /// counts the address the first one stored and sees its default flag.
+    pub(crate) async fn save_address_tx(
+        &self,
+        s: &mut ClientSession,
+        a: &Address,
+        max_addresses: u32,
+    ) -> Body<()> {
+        let owner = self
+            .users
+            .update_one(
+                doc! { "_id": uuid(a.user_id.0) },
+                doc! { "$inc": { "address_saves": 1_i64 } },
+            )
+            .session(&mut *s)
+            .await?;
+        if owner.matched_count == 0 {
+            return Err(StorageError::NotFound.into());
+        }
+        let mut kept = self
+            .addresses
+            .find(doc! { "user_id": uuid(a.user_id.0) })
+            .projection(doc! { "_id": 1 })
+            .session(&mut *s)
+            .await?;
+        let kept: Vec<Document> = kept.stream(&mut *s).try_collect().await?;
+        let id = uuid(a.id.0);
+        let present = kept.iter().any(|d| d.get("_id") == Some(&id));
+        if !present && kept.len() >= max_addresses as usize {
+            return Err(StorageError::Precondition(format!(
+                "the user keeps {} addresses already",
+                kept.len()
+            ))
+            .into());
+        }
         if a.is_default {
             self.addresses
                 .update_many(
@@ -265,6 +310,29 @@ impl AccountStore for MongoStorage {
             .map_err(storage_error)?
             .map(|d| user_from(&d))
             .transpose()
+    }
+
+    async fn session_user(
+        &self,
+        user: UserId,
+        family: TokenFamilyId,
+    ) -> StorageResult<Option<User>> {
+        // One round trip: the whole answer fits the aggregate's first batch.
+        let found: Vec<Document> = self
+            .refresh
+            .aggregate(tokens::live_session(user, family))
+            .await
+            .map_err(storage_error)?
+            .try_collect()
+            .await
+            .map_err(storage_error)?;
+        let Some(session) = found.first() else {
+            return Ok(None);
+        };
+        match session.get_array("user").ok().and_then(|u| u.first()) {
+            Some(Bson::Document(d)) => user_from(d).map(Some),
+            _ => Ok(None),
+        }
     }
 
     async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
@@ -521,10 +589,13 @@ impl AccountStore for MongoStorage {
         .collect()
     }
 
-    async fn save_address(&self, address: &Address) -> StorageResult<()> {
-        self.transaction(&(self, address), |s, (store, address)| {
-            store.save_address_tx(s, address).boxed()
-        })
+    async fn save_address(&self, address: &Address, max_addresses: u32) -> StorageResult<()> {
+        self.transaction(
+            &(self, address, max_addresses),
+            |s, (store, address, max_addresses)| {
+                store.save_address_tx(s, address, *max_addresses).boxed()
+            },
+        )
         .await
     }
 

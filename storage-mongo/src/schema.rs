@@ -84,7 +84,13 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         (
             REFRESH,
             vec![
-                index("refresh_family", doc! { "family": 1 }, false),
+                // A login's live token (every authenticated request), and every
+                // token of a login (revoking it).
+                index(
+                    "refresh_family_state",
+                    doc! { "family": 1, "state": 1 },
+                    false,
+                ),
                 index("refresh_user", doc! { "user_id": 1 }, false),
             ],
         ),

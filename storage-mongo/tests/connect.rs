@@ -7,6 +7,10 @@ use marketplace_core::Storage;
 use storage_mongo::{ConnectError, MongoOptions, MongoStorage};
 
 #[tokio::test]
+#[cfg_attr(
+    no_mongodb_standalone,
+    ignore = "needs TEST_MONGODB_STANDALONE_URL (a standalone MongoDB server), see README"
+)]
 async fn a_standalone_server_is_refused_with_instructions() {
     let Some(url) = support::standalone_url() else {
         return;
@@ -23,6 +27,10 @@ async fn a_standalone_server_is_refused_with_instructions() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    no_mongodb,
+    ignore = "needs TEST_MONGODB_URL (a MongoDB replica set), see README"
+)]
 async fn a_replica_set_is_accepted_and_answers() {
     let Some(url) = support::replica_set_url() else {
         return;

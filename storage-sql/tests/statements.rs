@@ -208,6 +208,10 @@ async fn sqlite_users_is_one_statement() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README"
+)]
 async fn postgres_users_is_one_statement() {
     let _turn = turn().await;
     let Some(fresh) = common::postgres_with(one_connection()).await else {
@@ -224,10 +228,52 @@ async fn sqlite_cart_reads_its_sellers_in_one_statement() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README"
+)]
 async fn postgres_cart_reads_its_sellers_in_one_statement() {
     let _turn = turn().await;
     let Some(fresh) = common::postgres_with(one_connection()).await else {
         return;
     };
     cart_reads_its_sellers_in_one_statement(fresh.storage).await;
+}
+
+/// Authenticating an access token reads the user and its login's liveness in
+/// one statement (by primary key and the live-family index).
+async fn authenticating_is_one_statement<S: Storage>(storage: S) {
+    let w = World::new(storage).await;
+    let email = w.email("buyer");
+    let me = w.register(marketplace_core::Role::Buyer, &email).await;
+    let tokens = w.market.login(&email, "correct horse", None).await.unwrap();
+    w.market.authenticate(&tokens.access_token).await.unwrap();
+    let (who, statements) = statements_of(w.market.authenticate(&tokens.access_token)).await;
+    assert_eq!(who.unwrap(), me);
+    assert_eq!(
+        statements.len(),
+        1,
+        "authenticate must be one statement, ran {statements:#?}"
+    );
+    assert!(statements[0].contains("refresh_tokens"), "{statements:#?}");
+}
+
+#[tokio::test]
+async fn sqlite_authenticating_is_one_statement() {
+    let _turn = turn().await;
+    let fresh = common::sqlite_with(one_connection()).await;
+    authenticating_is_one_statement(fresh.storage).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README"
+)]
+async fn postgres_authenticating_is_one_statement() {
+    let _turn = turn().await;
+    let Some(fresh) = common::postgres_with(one_connection()).await else {
+        return;
+    };
+    authenticating_is_one_statement(fresh.storage).await;
 }

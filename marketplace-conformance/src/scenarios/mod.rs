@@ -5,16 +5,20 @@ mod accounts;
 mod catalog;
 mod hostile;
 mod images;
+mod limits;
 mod orders;
 mod outbox;
+mod sessions;
 mod shopping;
 
 pub use accounts::*;
 pub use catalog::*;
 pub use hostile::*;
 pub use images::*;
+pub use limits::*;
 pub use orders::*;
 pub use outbox::*;
+pub use sessions::*;
 pub use shopping::*;
 
 /// Asserts that a result is a particular error variant.

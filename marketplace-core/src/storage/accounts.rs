@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::StorageResult;
 use crate::address::Address;
 use crate::auth::{OneTimeToken, RefreshToken, TokenPurpose};
-use crate::ids::{AddressId, UserId};
+use crate::ids::{AddressId, TokenFamilyId, UserId};
 use crate::outbox::OutboxMessage;
 use crate::user::{SellerStatus, User};
 
@@ -31,6 +31,8 @@ pub enum RotateOutcome {
     Rotated {
         /// Whose token it was.
         user_id: UserId,
+        /// The login it belongs to, as its successor does.
+        family: TokenFamilyId,
     },
     /// The token had already been rotated or revoked: a sign of theft. The whole
     /// family is now revoked, and no successor was stored.
@@ -68,6 +70,19 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// The user with this id.
     async fn user(&self, id: UserId) -> StorageResult<Option<User>>;
+
+    /// The user `user` when it is active **and** its login `family` is still
+    /// live, i.e. holds a refresh token of this user that is neither spent nor
+    /// revoked; `None` otherwise. What authenticating an access token reads on
+    /// every request, so one query where the backend can, by primary key and
+    /// index only. Because logout, reuse detection, a password reset and
+    /// deactivation all revoke refresh tokens, each of them ends the access
+    /// tokens of the logins it revokes at once.
+    async fn session_user(
+        &self,
+        user: UserId,
+        family: TokenFamilyId,
+    ) -> StorageResult<Option<User>>;
 
     /// The users with these ids that exist, in any order, in one query where the
     /// backend can (a cart or checkout reads all its sellers at once).
@@ -172,10 +187,15 @@ pub trait AccountStore: Send + Sync + 'static {
     /// The addresses of a user, oldest first.
     async fn addresses(&self, user: UserId) -> StorageResult<Vec<Address>>;
 
-    /// **Atomic.** Inserts or replaces an address (matched by id and user). When it
-    /// is the default, every other address of the user stops being the default in
-    /// the same step.
-    async fn save_address(&self, address: &Address) -> StorageResult<()>;
+    /// **Atomic, conditional.** Inserts or replaces an address (matched by id and
+    /// user). A *new* address is stored only while the user keeps fewer than
+    /// `max_addresses`; otherwise nothing changes and the call fails with
+    /// `Precondition`. Replacing an existing address is never refused by the
+    /// limit. When the address is the default, every other address of the user
+    /// stops being the default in the same step. Concurrent saves for one user
+    /// are serialised: however many race, the user never ends up with more than
+    /// `max_addresses` addresses, nor with two defaults.
+    async fn save_address(&self, address: &Address, max_addresses: u32) -> StorageResult<()>;
 
     /// Deletes one of the user's addresses; returns whether it existed.
     async fn delete_address(&self, user: UserId, id: AddressId) -> StorageResult<bool>;
@@ -195,6 +215,14 @@ impl<T: AccountStore + ?Sized> AccountStore for std::sync::Arc<T> {
 
     async fn user(&self, id: UserId) -> StorageResult<Option<User>> {
         (**self).user(id).await
+    }
+
+    async fn session_user(
+        &self,
+        user: UserId,
+        family: TokenFamilyId,
+    ) -> StorageResult<Option<User>> {
+        (**self).session_user(user, family).await
     }
 
     async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
@@ -300,8 +328,8 @@ impl<T: AccountStore + ?Sized> AccountStore for std::sync::Arc<T> {
         (**self).addresses(user).await
     }
 
-    async fn save_address(&self, address: &Address) -> StorageResult<()> {
-        (**self).save_address(address).await
+    async fn save_address(&self, address: &Address, max_addresses: u32) -> StorageResult<()> {
+        (**self).save_address(address, max_addresses).await
     }
 
     async fn delete_address(&self, user: UserId, id: AddressId) -> StorageResult<bool> {

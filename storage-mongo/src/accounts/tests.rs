@@ -1,13 +1,15 @@
 //! `users` reads all the users it is asked for in one `find`, as the contract
 //! asks of a backend that can (a cart or checkout reads all its sellers at
-//! once). Watched with the driver's command monitoring; needs `TEST_MONGODB_URL`
+//! once), and `session_user` (every authenticated request) is one `aggregate`.
+//! Watched with the driver's command monitoring; needs `TEST_MONGODB_URL`
 //! (a replica set) like the integration tests, and is skipped without it.
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
+use marketplace_core::auth::RefreshToken;
 use marketplace_core::fields::Email;
-use marketplace_core::{AccountStore, Role, SellerStatus, User, UserId};
+use marketplace_core::{AccountStore, Role, SellerStatus, TokenFamilyId, User, UserId};
 use mongodb::bson::{Bson, Document};
 use mongodb::event::EventHandler;
 use mongodb::event::command::CommandEvent;
@@ -36,6 +38,10 @@ fn seller(n: u32) -> User {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    no_mongodb,
+    ignore = "needs TEST_MONGODB_URL (a MongoDB replica set), see README"
+)]
 async fn users_reads_every_user_in_one_find() {
     let Ok(url) = std::env::var("TEST_MONGODB_URL") else {
         eprintln!("storage-mongo test SKIPPED: TEST_MONGODB_URL is not set");
@@ -100,5 +106,78 @@ async fn users_reads_every_user_in_one_find() {
     assert!(
         asked.iter().all(|id| matches!(id, Bson::Binary(_))),
         "{find:?}"
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    no_mongodb,
+    ignore = "needs TEST_MONGODB_URL (a MongoDB replica set), see README"
+)]
+async fn session_user_is_one_aggregate() {
+    let Ok(url) = std::env::var("TEST_MONGODB_URL") else {
+        eprintln!("storage-mongo test SKIPPED: TEST_MONGODB_URL is not set");
+        return;
+    };
+    let started: Arc<Mutex<Vec<(String, Document)>>> = Arc::default();
+    let mut client_options = ClientOptions::parse(&url)
+        .await
+        .unwrap_or_else(|e| panic!("TEST_MONGODB_URL: {e}"));
+    let record = started.clone();
+    client_options.command_event_handler = Some(EventHandler::callback(move |e| {
+        if let CommandEvent::Started(s) = e {
+            record
+                .lock()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .push((s.command_name, s.command));
+        }
+    }));
+    let name = format!("mkt_conformance_{}", Uuid::new_v4().simple());
+    let store = MongoStorage::open(client_options, MongoOptions::default().with_database(name))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to TEST_MONGODB_URL: {e}"));
+    let user = seller(1);
+    store
+        .create_user(&user, None, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let family = TokenFamilyId(Uuid::new_v4());
+    store
+        .insert_refresh_token(&RefreshToken {
+            hash: "a-live-token".to_owned(),
+            user_id: user.id,
+            family,
+            expires_at: user.created_at + chrono::Duration::days(30),
+            created_at: user.created_at,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    started.lock().unwrap_or_else(|e| panic!("{e}")).clear();
+    let found = store
+        .session_user(user.id, family)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let commands = std::mem::take(&mut *started.lock().unwrap_or_else(|e| panic!("{e}")));
+    let other_family = store
+        .session_user(user.id, TokenFamilyId(Uuid::new_v4()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .database()
+        .drop()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(found, Some(user), "a live login finds its user");
+    assert_eq!(
+        other_family, None,
+        "a login with no live token finds nobody"
+    );
+    let names: Vec<&str> = commands.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["aggregate"],
+        "one command, an aggregate (no getMore): {commands:?}"
     );
 }

@@ -5,17 +5,17 @@
 //!
 //! - `one_time_tokens`: `{_id: hash, user_id, purpose, expires_at, created_at, used}`.
 //! - `refresh_tokens`: `{_id: hash, user_id, family, expires_at, created_at,
-//!   state: "live" | "spent" | "revoked"}`.
+//!   state: "live" | "spent" | "revoked"}`; indexed by `{family, state}`, which
+//!   finds a login's live token for every authenticated request.
 
 use chrono::{DateTime, Utc};
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::storage::{RotateOutcome, TokenEffect};
-use marketplace_core::{StorageResult, UserId};
+use marketplace_core::{StorageResult, TokenFamilyId, UserId};
 use mongodb::ClientSession;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::Error as DriverError;
-use uuid::Uuid;
 
 use crate::MongoStorage;
 use crate::schema::{self, REFRESH};
@@ -54,6 +54,8 @@ pub(crate) fn refresh_doc(t: &RefreshToken) -> Document {
 /// A stored refresh token and its state.
 pub(crate) struct StoredRefresh {
     pub(crate) user_id: UserId,
+    pub(crate) family_id: TokenFamilyId,
+    /// `family_id` as stored, for filters.
     pub(crate) family: Bson,
     pub(crate) expires_at: chrono::DateTime<chrono::Utc>,
     pub(crate) state: String,
@@ -61,12 +63,37 @@ pub(crate) struct StoredRefresh {
 
 pub(crate) fn refresh_from(d: &Document) -> StorageResult<StoredRefresh> {
     let r = Reader::new(REFRESH, d);
+    let family = r.uuid("family")?;
     Ok(StoredRefresh {
         user_id: UserId(r.uuid("user_id")?),
-        family: uuid(r.uuid("family")?),
+        family_id: TokenFamilyId(family),
+        family: uuid(family),
         expires_at: r.date("expires_at")?,
         state: r.str("state")?,
     })
+}
+
+/// What authenticating an access token reads, as one `aggregate` on
+/// `refresh_tokens`: a live token of `family` belonging to `user` (by the
+/// `{family, state}` index), joined with its user (by `_id`) when that user is
+/// active. One document with the user in `user.0`, or none.
+pub(crate) fn live_session(user: UserId, family: TokenFamilyId) -> Vec<Document> {
+    vec![
+        doc! { "$match": {
+            "family": uuid(family.0),
+            "state": LIVE,
+            "user_id": uuid(user.0),
+        } },
+        doc! { "$limit": 1 },
+        doc! { "$lookup": {
+            "from": schema::USERS,
+            "localField": "user_id",
+            "foreignField": "_id",
+            "as": "user",
+        } },
+        doc! { "$match": { "user.active": true } },
+        doc! { "$project": { "_id": 0, "user": 1 } },
+    ]
 }
 
 /// The transaction bodies of the token steps (see [`crate::transaction`]).
@@ -162,6 +189,10 @@ impl MongoStorage {
         };
         let t = refresh_from(&d)?;
         let user_id = t.user_id;
+        let rotated = RotateOutcome::Rotated {
+            user_id,
+            family: t.family_id,
+        };
         match t.state.as_str() {
             LIVE if t.expires_at > now => {
                 let r = self
@@ -175,16 +206,15 @@ impl MongoStorage {
                 if r.matched_count == 0 {
                     return Err(Fail::Retry("refresh token changed under the snapshot"));
                 }
-                let mut next = refresh_doc(&RefreshToken {
+                let next = refresh_doc(&RefreshToken {
                     hash: next_hash.to_owned(),
                     user_id,
-                    family: marketplace_core::TokenFamilyId(Uuid::nil()),
+                    family: t.family_id,
                     expires_at: next_expires_at,
                     created_at: now,
                 });
-                next.insert("family", t.family);
                 self.refresh.insert_one(next).session(&mut *s).await?;
-                Ok(Step::Commit(RotateOutcome::Rotated { user_id }))
+                Ok(Step::Commit(rotated))
             }
             LIVE => Ok(Step::Abort(RotateOutcome::Invalid)),
             SPENT
@@ -198,7 +228,7 @@ impl MongoStorage {
             {
                 // This very rotation already committed (a commit whose result was
                 // unknown, then retried): its successor exists. Not a reuse.
-                Ok(Step::Abort(RotateOutcome::Rotated { user_id }))
+                Ok(Step::Abort(rotated))
             }
             _ => {
                 self.refresh

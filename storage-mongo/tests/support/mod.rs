@@ -2,6 +2,11 @@
 //! and `TEST_MONGODB_STANDALONE_URL` (a standalone server), or, with the
 //! `testcontainers` feature and `TEST_MONGODB_CONTAINER=1`, real MongoDB
 //! containers started for the run.
+//!
+//! Without them when the tests were compiled, `build.rs` sets `no_mongodb` /
+//! `no_mongodb_standalone` and the tests that need them are reported `ignored`.
+//! A test compiled with them and run without them skips after [`skipped`] said
+//! so, or fails under CI (`CI` set).
 #![allow(dead_code)]
 
 /// Prefix of every database the tests create; a run drops the leftovers of
@@ -11,7 +16,7 @@ pub const TEST_DB_PREFIX: &str = "mkt_conformance_";
 /// The URL of a replica set to test against, or `None` (after saying why) to
 /// skip.
 pub fn replica_set_url() -> Option<String> {
-    if let Ok(url) = std::env::var("TEST_MONGODB_URL") {
+    if let Some(url) = url_from("TEST_MONGODB_URL") {
         return Some(url);
     }
     #[cfg(feature = "testcontainers")]
@@ -32,7 +37,7 @@ pub fn replica_set_url() -> Option<String> {
 /// The URL of a standalone (non-replica-set) server, or `None` (after saying
 /// why) to skip.
 pub fn standalone_url() -> Option<String> {
-    if let Ok(url) = std::env::var("TEST_MONGODB_STANDALONE_URL") {
+    if let Some(url) = url_from("TEST_MONGODB_STANDALONE_URL") {
         return Some(url);
     }
     #[cfg(feature = "testcontainers")]
@@ -49,11 +54,21 @@ pub fn standalone_url() -> Option<String> {
     None
 }
 
+/// The URL in `var`, when it is set and not empty (as `build.rs` decides).
+fn url_from(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|url| !url.is_empty())
+}
+
 /// Says loudly that a test was skipped: through `eprintln!` (shown with
 /// `--nocapture`), and once per test process straight to stderr, which the test
-/// harness does not capture, so a plain `cargo test` shows it too.
+/// harness does not capture, so a plain `cargo test` shows it too. Under CI (`CI`
+/// set) it panics instead: CI never passes by skipping.
 fn skipped(once: &std::sync::Once, why: &str) {
     use std::io::Write;
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why} CI is set, so a missing server fails the test instead of skipping it"
+    );
     eprintln!("storage-mongo test SKIPPED: {why}");
     once.call_once(|| {
         let _ = writeln!(

@@ -6,7 +6,7 @@ use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken};
 use marketplace_core::fields::Email;
 use marketplace_core::storage::LoginFailures;
-use marketplace_core::{Role, SellerStatus, StorageResult, User, UserId};
+use marketplace_core::{Role, SellerStatus, StorageError, StorageResult, User, UserId};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
@@ -88,6 +88,20 @@ pub(crate) fn upsert_address<D: Dialect>(a: &Address) -> QueryBuilder<D> {
          WHERE addresses.user_id = excluded.user_id",
     );
     qb
+}
+
+/// Whether an address may be stored, from the user's addresses as counted inside
+/// the saving transaction (after it serialised against every other save of the
+/// user): columns `kept` (how many the user has) and `present` (how many of them
+/// have the saved address's id, 0 or 1). Only a new address can break the limit.
+pub(crate) fn address_limit<R: Columns>(r: &R, max_addresses: u32) -> StorageResult<()> {
+    let (kept, present) = (r.int("kept")?, r.int("present")?);
+    if present == 0 && kept >= i64::from(max_addresses) {
+        return Err(StorageError::Precondition(format!(
+            "the user keeps {kept} addresses already"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn address<R: Columns>(r: &R) -> StorageResult<Address> {

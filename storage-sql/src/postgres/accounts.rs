@@ -6,7 +6,9 @@ use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::storage::{AccountStore, LoginFailures, RotateOutcome, TokenEffect};
-use marketplace_core::{AddressId, SellerStatus, StorageError, StorageResult, User, UserId};
+use marketplace_core::{
+    AddressId, SellerStatus, StorageError, StorageResult, TokenFamilyId, User, UserId,
+};
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
@@ -64,6 +66,25 @@ impl AccountStore for PostgresStorage {
             .fetch_optional(&self.pool)
             .await
             .map_err(e)?;
+        codec::optional(row, accounts::user)
+    }
+
+    async fn session_user(
+        &self,
+        user: UserId,
+        family: TokenFamilyId,
+    ) -> StorageResult<Option<User>> {
+        // One statement, by primary key and the index of live tokens by family.
+        let row = sqlx::query(
+            "SELECT u.* FROM users u WHERE u.id = $1 AND u.active AND EXISTS ( \
+               SELECT 1 FROM refresh_tokens r \
+               WHERE r.family = $2 AND r.state = 'live' AND r.user_id = u.id)",
+        )
+        .bind(user.0)
+        .bind(family.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(e)?;
         codec::optional(row, accounts::user)
     }
 
@@ -261,7 +282,10 @@ impl AccountStore for PostgresStorage {
                     .map_err(e)?;
                 let next = token.successor(next_hash, next_expires_at, now);
                 upsert_refresh(&mut tx, &next).await?;
-                RotateOutcome::Rotated { user_id }
+                RotateOutcome::Rotated {
+                    user_id,
+                    family: TokenFamilyId(token.family),
+                }
             }
             Rotation::Expired => return Ok(RotateOutcome::Invalid),
             Rotation::RevokeFamily => {
@@ -355,16 +379,31 @@ impl AccountStore for PostgresStorage {
         codec::all(&rows, accounts::address)
     }
 
-    async fn save_address(&self, address: &Address) -> StorageResult<()> {
+    async fn save_address(&self, address: &Address, max_addresses: u32) -> StorageResult<()> {
         let mut tx = self.begin().await?;
+        // Locking the owner serialises every save of one user's addresses. The
+        // count below is a later statement, so (READ COMMITTED) it sees every
+        // address the previous holder of the lock committed: concurrent creates
+        // cannot both take the last place, nor two defaults both stay.
+        let owner = sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(address.user_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(e)?;
+        if owner.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        let counted = sqlx::query(
+            "SELECT count(*) AS kept, count(*) FILTER (WHERE id = $2) AS present \
+             FROM addresses WHERE user_id = $1",
+        )
+        .bind(address.user_id.0)
+        .bind(address.id.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(e)?;
+        accounts::address_limit(&counted, max_addresses)?;
         if address.is_default {
-            // Locking the owner serialises concurrent default changes of one user,
-            // so the one-default index never sees two.
-            sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
-                .bind(address.user_id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(e)?;
             sqlx::query(
                 "UPDATE addresses SET is_default = false \
                  WHERE user_id = $1 AND is_default AND id <> $2",

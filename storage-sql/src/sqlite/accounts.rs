@@ -6,7 +6,9 @@ use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::storage::{AccountStore, LoginFailures, RotateOutcome, TokenEffect};
-use marketplace_core::{AddressId, SellerStatus, StorageError, StorageResult, User, UserId};
+use marketplace_core::{
+    AddressId, SellerStatus, StorageError, StorageResult, TokenFamilyId, User, UserId,
+};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::outbox::insert_outbox;
@@ -72,6 +74,25 @@ impl AccountStore for SqliteStorage {
             .fetch_optional(&self.reader)
             .await
             .map_err(e)?;
+        codec::optional(row, accounts::user)
+    }
+
+    async fn session_user(
+        &self,
+        user: UserId,
+        family: TokenFamilyId,
+    ) -> StorageResult<Option<User>> {
+        // One statement, by primary key and the index of live tokens by family.
+        let row = sqlx::query(
+            "SELECT u.* FROM users u WHERE u.id = ?1 AND u.active = 1 AND EXISTS ( \
+               SELECT 1 FROM refresh_tokens r \
+               WHERE r.family = ?2 AND r.state = 'live' AND r.user_id = u.id)",
+        )
+        .bind(user.0)
+        .bind(family.0)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(e)?;
         codec::optional(row, accounts::user)
     }
 
@@ -270,7 +291,10 @@ impl AccountStore for SqliteStorage {
                     .map_err(e)?;
                 let next = token.successor(next_hash, next_expires_at, now);
                 upsert_refresh(&mut tx, &next).await?;
-                RotateOutcome::Rotated { user_id }
+                RotateOutcome::Rotated {
+                    user_id,
+                    family: TokenFamilyId(token.family),
+                }
             }
             Rotation::Expired => return Ok(RotateOutcome::Invalid),
             Rotation::RevokeFamily => {
@@ -359,8 +383,20 @@ impl AccountStore for SqliteStorage {
         codec::all(&rows, accounts::address)
     }
 
-    async fn save_address(&self, address: &Address) -> StorageResult<()> {
+    async fn save_address(&self, address: &Address, max_addresses: u32) -> StorageResult<()> {
+        // The write lock (BEGIN IMMEDIATE) is taken before the count: concurrent
+        // saves run one after the other, each counting what the previous stored.
         let mut tx = self.begin_write().await?;
+        let counted = sqlx::query(
+            "SELECT count(*) AS kept, count(CASE WHEN id = ?2 THEN 1 END) AS present \
+             FROM addresses WHERE user_id = ?1",
+        )
+        .bind(address.user_id.0)
+        .bind(address.id.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(e)?;
+        accounts::address_limit(&counted, max_addresses)?;
         if address.is_default {
             sqlx::query(
                 "UPDATE addresses SET is_default = 0 \
