@@ -167,23 +167,30 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
+/// Whether the last three segments of `path` name an image this marketplace
+/// stored, `products/<uuid>/<uuid>[-thumb].<ext>`: `Some(true)` for a thumbnail,
+/// `Some(false)` for a large image, `None` for anything else.
+fn stored_image(path: &str) -> Option<bool> {
+    let mut segments = path.rsplit('/');
+    let (file, product, root) = (segments.next()?, segments.next()?, segments.next()?);
+    let (id, ext) = file.rsplit_once('.')?;
+    let (id, thumbnail) = match id.strip_suffix(THUMB) {
+        Some(id) => (id, true),
+        None => (id, false),
+    };
+    (root == "products"
+        && product.parse::<uuid::Uuid>().is_ok()
+        && id.parse::<uuid::Uuid>().is_ok()
+        && ACCEPTED.iter().any(|(_, e)| *e == ext))
+    .then_some(thumbnail)
+}
+
 /// The thumbnail URL of a stored image's URL: the uploaded images of this
 /// marketplace have one beside them (`<id>-thumb.<ext>`); any other URL is its
 /// own thumbnail.
 pub fn thumbnail_url(url: &str) -> String {
-    let Some((dir, file)) = url.rsplit_once('/') else {
-        return url.to_owned();
-    };
-    let ours = dir.rsplit('/').nth(1) == Some("products")
-        && dir
-            .rsplit('/')
-            .next()
-            .is_some_and(|p| p.parse::<uuid::Uuid>().is_ok())
-        && file.rsplit_once('.').is_some_and(|(id, ext)| {
-            id.parse::<uuid::Uuid>().is_ok() && ACCEPTED.iter().any(|(_, e)| *e == ext)
-        });
-    match file.rsplit_once('.') {
-        Some((id, ext)) if ours => format!("{dir}/{id}{THUMB}.{ext}"),
+    match (stored_image(url), url.rsplit_once('.')) {
+        (Some(false), Some((stem, ext))) => format!("{stem}{THUMB}.{ext}"),
         _ => url.to_owned(),
     }
 }
@@ -255,14 +262,7 @@ impl<S: Storage> Marketplace<S> {
     pub async fn image(&self, key: &str) -> Result<StoredImage> {
         // Keys are ours: products/<uuid>/<uuid>[-thumb].<ext>; anything else is
         // not an image.
-        let parts: Vec<&str> = key.split('/').collect();
-        let valid = parts.len() == 3
-            && parts[0] == "products"
-            && parts[1].parse::<uuid::Uuid>().is_ok()
-            && parts[2].rsplit_once('.').is_some_and(|(id, ext)| {
-                let id = id.strip_suffix(THUMB).unwrap_or(id);
-                id.parse::<uuid::Uuid>().is_ok() && ACCEPTED.iter().any(|(_, e)| *e == ext)
-            });
+        let valid = key.split('/').count() == 3 && stored_image(key).is_some();
         if !valid {
             return Err(Error::NotFound("image"));
         }

@@ -352,17 +352,7 @@ async fn the_currency_is_a_setting_and_mails_use_its_minor_units() {
         done.body["orders"][0]["total"],
         json!({"amount": 3000, "currency": "JPY"})
     );
-    let mails = s
-        .app
-        .market
-        .storage()
-        .list_outbox(&OutboxQuery {
-            status: None,
-            after: None,
-            limit: 100,
-        })
-        .await
-        .unwrap();
+    let mails = outbox(&s).await;
     let confirmation = mails
         .iter()
         .find(|m| m.kind == "order_confirmation")
@@ -384,10 +374,9 @@ async fn the_currency_is_a_setting_and_mails_use_its_minor_units() {
     );
 }
 
-/// The outbox mail of `kind` to `to`.
-async fn mail(s: &TestServer, kind: &str, to: &str) -> marketplace_core::OutboxMessage {
-    let all = s
-        .app
+/// Every outbox message of the server.
+async fn outbox(s: &TestServer) -> Vec<marketplace_core::OutboxMessage> {
+    s.app
         .market
         .storage()
         .list_outbox(&OutboxQuery {
@@ -396,8 +385,14 @@ async fn mail(s: &TestServer, kind: &str, to: &str) -> marketplace_core::OutboxM
             limit: 500,
         })
         .await
-        .unwrap();
-    all.into_iter()
+        .unwrap()
+}
+
+/// The outbox mail of `kind` to `to`.
+async fn mail(s: &TestServer, kind: &str, to: &str) -> marketplace_core::OutboxMessage {
+    outbox(s)
+        .await
+        .into_iter()
         .find(|m| m.kind == kind && m.recipient == to)
         .unwrap_or_else(|| panic!("no {kind} mail to {to}"))
 }
