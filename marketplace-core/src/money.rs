@@ -55,6 +55,15 @@ impl Currency {
         (minor / scale, minor % scale)
     }
 
+    /// The minor remainder as the currency writes it after the whole units:
+    /// `.50` for USD, `.050` for BHD, nothing for JPY.
+    pub(crate) fn fraction(&self, remainder: u64) -> String {
+        match self.minor_units() {
+            0 => String::new(),
+            d => format!(".{remainder:0width$}", width = d as usize),
+        }
+    }
+
     /// The code as a string slice.
     pub fn as_str(&self) -> &str {
         // Only ASCII letters are ever stored.
@@ -140,15 +149,8 @@ impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.amount < 0 { "-" } else { "" };
         let (units, minor) = self.currency.split(self.amount.unsigned_abs());
-        match self.currency.minor_units() {
-            0 => write!(f, "{sign}{units} {}", self.currency),
-            d => write!(
-                f,
-                "{sign}{units}.{minor:0width$} {}",
-                self.currency,
-                width = d as usize
-            ),
-        }
+        let fraction = self.currency.fraction(minor);
+        write!(f, "{sign}{units}{fraction} {}", self.currency)
     }
 }
 

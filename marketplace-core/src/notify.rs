@@ -178,14 +178,11 @@ pub(crate) fn money(m: Money) -> String {
         grouped.push(c);
     }
     let sign = if m.amount < 0 { "-" } else { "" };
-    match m.currency.minor_units() {
-        0 => format!("{sign}{grouped} {}", m.currency),
-        d => format!(
-            "{sign}{grouped}.{minor:0width$} {}",
-            m.currency,
-            width = d as usize
-        ),
-    }
+    format!(
+        "{sign}{grouped}{} {}",
+        m.currency.fraction(minor),
+        m.currency
+    )
 }
 
 /// What happened to an order, as the buyer reads it after "Your order from X".
