@@ -132,6 +132,35 @@ impl Money {
             .map(|amount| Money::new(amount, self.currency))
     }
 
+    /// Reads an amount a person typed in `currency`'s major units (`12.50`,
+    /// `12.5`, `12`; `1250` for JPY): digits, then at most the currency's number
+    /// of decimals after a point. `None` for anything else: a sign, a
+    /// thousands separator, more decimals than the currency has, or an amount
+    /// too large to hold.
+    pub fn from_decimal(text: &str, currency: Currency) -> Option<Money> {
+        let (units, fraction) = match text.split_once('.') {
+            Some((u, f)) => (u, f),
+            None => (text, ""),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let decimals = currency.minor_units();
+        if !digits(units) || (text.contains('.') && !digits(fraction)) {
+            return None;
+        }
+        if fraction.len() > decimals as usize {
+            return None;
+        }
+        let scale = 10_i64.checked_pow(decimals)?;
+        let mut minor: i64 = fraction.parse().unwrap_or(0);
+        minor = minor.checked_mul(10_i64.checked_pow(decimals - fraction.len() as u32)?)?;
+        let amount = units
+            .parse::<i64>()
+            .ok()?
+            .checked_mul(scale)?
+            .checked_add(minor)?;
+        Some(Money::new(amount, currency))
+    }
+
     /// `self + other`, or `None` on overflow or mixed currencies.
     pub fn checked_add(self, other: Money) -> Option<Money> {
         if self.currency != other.currency {
@@ -314,6 +343,42 @@ mod tests {
 
     fn usd(amount: i64) -> Money {
         Money::new(amount, Currency::USD)
+    }
+
+    #[test]
+    fn typed_amounts_read_in_the_currencys_decimals() {
+        let jpy = Currency::parse("JPY").unwrap();
+        let bhd = Currency::parse("BHD").unwrap();
+        assert_eq!(Money::from_decimal("12.50", Currency::USD), Some(usd(1250)));
+        assert_eq!(Money::from_decimal("12.5", Currency::USD), Some(usd(1250)));
+        assert_eq!(Money::from_decimal("12", Currency::USD), Some(usd(1200)));
+        assert_eq!(Money::from_decimal("0.07", Currency::USD), Some(usd(7)));
+        assert_eq!(
+            Money::from_decimal("1250", jpy),
+            Some(Money::new(1250, jpy))
+        );
+        assert_eq!(
+            Money::from_decimal("1.250", bhd),
+            Some(Money::new(1250, bhd))
+        );
+        for bad in [
+            "", ".", "1.", ".5", "-1", "+1", "1,000", "1.234", "1e3", " 1", "١٢",
+        ] {
+            assert_eq!(Money::from_decimal(bad, Currency::USD), None, "{bad:?}");
+        }
+        assert_eq!(Money::from_decimal("12.5", jpy), None);
+        assert_eq!(
+            Money::from_decimal("99999999999999999999", Currency::USD),
+            None
+        );
+        assert_eq!(
+            Money::from_decimal("92233720368547758.07", Currency::USD),
+            Some(usd(i64::MAX))
+        );
+        assert_eq!(
+            Money::from_decimal("92233720368547758.08", Currency::USD),
+            None
+        );
     }
 
     #[test]
