@@ -223,6 +223,7 @@ impl<S: Storage> World<S> {
 /// A valid new product.
 pub fn new_product(title: &str, price: i64, stock: u32) -> NewProduct {
     NewProduct {
+        sku: None,
         title: title.to_owned(),
         description: format!("A fine {title}"),
         price: usd(price),
@@ -309,6 +310,11 @@ macro_rules! conformance_suite {
             concurrent_cart_adds_never_pass_the_line_limit,
             concurrent_image_uploads_never_pass_the_image_limit,
             ending_a_login_ends_its_access_tokens,
+            skus_round_trip_and_are_validated,
+            a_sellers_skus_are_unique_until_archived,
+            concurrent_creates_with_one_sku_list_one_product,
+            lookup_by_sku_finds_only_own_products,
+            operator_commands_keep_the_admin_rules,
         );
     };
     (@each $factory:path; $attrs:tt; $($name:ident),* $(,)?) => {

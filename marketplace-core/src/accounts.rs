@@ -250,10 +250,37 @@ impl<S: Storage> Marketplace<S> {
         verified: bool,
     ) -> Result<SellerSummary> {
         self.require(who, Role::Admin)?;
-        let mut user = self
-            .storage()
-            .user(seller)
-            .await?
+        let user = self.storage().user(seller).await?;
+        self.apply_seller_decision(user, verified).await
+    }
+
+    /// Verifies (`verified = true`) or rejects a seller found by email, for
+    /// bootstrap tools acting with the operator's authority (a command line),
+    /// not for API callers. The same decision as [`decide_seller`](Self::decide_seller),
+    /// mail included.
+    pub async fn decide_seller_by_email(
+        &self,
+        email: &str,
+        verified: bool,
+    ) -> Result<SellerSummary> {
+        let user = self.user_by_email_for_operator(email).await?;
+        self.apply_seller_decision(user, verified).await
+    }
+
+    /// Verifies a seller by email: [`decide_seller_by_email`](Self::decide_seller_by_email)
+    /// with `verified = true`.
+    pub async fn verify_seller_by_email(&self, email: &str) -> Result<SellerSummary> {
+        self.decide_seller_by_email(email, true).await
+    }
+
+    /// The one rule of a seller decision: only a seller account can be decided
+    /// on; its new status is stored with the mail that tells it.
+    async fn apply_seller_decision(
+        &self,
+        user: Option<User>,
+        verified: bool,
+    ) -> Result<SellerSummary> {
+        let mut user = user
             .filter(|u| u.role == Role::Seller)
             .ok_or(Error::NotFound("seller"))?;
         let status = if verified {
@@ -264,27 +291,27 @@ impl<S: Storage> Marketplace<S> {
         user.seller_status = Some(status);
         let mail = self.render(&Notification::SellerDecision { seller: &user })?;
         self.storage()
-            .set_seller_status(seller, status, &[mail])
+            .set_seller_status(user.id, status, &[mail])
             .await?;
         Ok(SellerSummary::of(&user))
     }
 
-    /// Verifies a seller by email, for bootstrap tools acting with the operator's
-    /// authority (a command line), not for API callers.
-    pub async fn verify_seller_by_email(&self, email: &str) -> Result<SellerSummary> {
-        let email = Email::parse(email).map_err(|e| Error::Validation(vec![e]))?;
-        let mut user = self
-            .storage()
-            .user_by_email(email.as_str())
+    /// The account with this email, for bootstrap tools acting with the
+    /// operator's authority (a command line that acts for a seller, say), not
+    /// for API callers: `NotFound("user")` when there is none, a validation
+    /// error on `email` when the address is malformed.
+    pub async fn account_by_email(&self, email: &str) -> Result<User> {
+        self.user_by_email_for_operator(email)
             .await?
-            .filter(|u| u.role == Role::Seller)
-            .ok_or(Error::NotFound("seller"))?;
-        user.seller_status = Some(SellerStatus::Verified);
-        let mail = self.render(&Notification::SellerDecision { seller: &user })?;
-        self.storage()
-            .set_seller_status(user.id, SellerStatus::Verified, &[mail])
-            .await?;
-        Ok(SellerSummary::of(&user))
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// The account with this email, for the operator's by-email commands: the
+    /// address is validated first (a malformed one is a validation error, never
+    /// a lookup).
+    async fn user_by_email_for_operator(&self, email: &str) -> Result<Option<User>> {
+        let email = Email::parse(email).map_err(|e| Error::Validation(vec![e]))?;
+        Ok(self.storage().user_by_email(email.as_str()).await?)
     }
 
     /// An admin deactivates (or reactivates) an account: a deactivated user cannot
@@ -301,5 +328,28 @@ impl<S: Storage> Marketplace<S> {
             Err(StorageError::NotFound) => Err(Error::NotFound("user")),
             other => Ok(other?),
         }
+    }
+
+    /// Deactivates (or reactivates) the account with this email, for bootstrap
+    /// tools acting with the operator's authority (a command line), not for API
+    /// callers: [`set_user_active`](Self::set_user_active) as
+    /// [`Principal::operator`], so its every rule holds. Returns the account as
+    /// it now stands.
+    pub async fn set_user_active_by_email(&self, email: &str, active: bool) -> Result<User> {
+        let mut user = self.account_by_email(email).await?;
+        self.set_user_active(&Principal::operator(), user.id, active)
+            .await?;
+        user.active = active;
+        Ok(user)
+    }
+
+    /// An admin looks an account up by its email (a moderation page finding
+    /// whom to deactivate, say): a malformed address is a validation error on
+    /// `email`, never a lookup, and no account with it is `NotFound("user")`.
+    pub async fn find_user(&self, who: &Principal, email: &str) -> Result<User> {
+        self.require(who, Role::Admin)?;
+        self.user_by_email_for_operator(email)
+            .await?
+            .ok_or(Error::NotFound("user"))
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, Violations};
-use crate::fields::{optional_text, text};
+use crate::fields::{optional_text, sku, text};
 use crate::ids::{CategoryId, ProductId, UserId};
 use crate::images::thumbnail_url;
 use crate::marketplace::Marketplace;
@@ -32,6 +32,10 @@ pub struct Product {
     pub id: ProductId,
     /// The seller who lists it.
     pub seller_id: UserId,
+    /// The seller's own stock-keeping unit: unique among the seller's products
+    /// that are not archived (another seller may use the same one), so imports
+    /// keyed on it find the product again.
+    pub sku: Option<String>,
     /// Title (1..=200 characters).
     pub title: String,
     /// Description (up to 5000 characters).
@@ -75,6 +79,9 @@ pub struct ProductView {
     pub id: ProductId,
     /// The seller.
     pub seller_id: UserId,
+    /// The seller's own stock-keeping unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
     /// Title.
     pub title: String,
     /// Description.
@@ -112,6 +119,7 @@ impl ProductView {
         ProductView {
             id: p.id,
             seller_id: p.seller_id,
+            sku: p.sku.clone(),
             title: p.title.clone(),
             description: p.description.clone(),
             price: p.price,
@@ -284,6 +292,11 @@ fn decode_cursor(sort: ProductSort, cursor: &str) -> Result<ProductKey> {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    /// The seller's own stock-keeping unit (1..=64 printable characters),
+    /// unique among the seller's products that are not archived.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub sku: Option<String>,
     /// Title (1..=200).
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub title: String,
@@ -316,6 +329,10 @@ pub struct NewProduct {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductUpdate {
+    /// New SKU; `null` removes it.
+    #[serde(default, deserialize_with = "crate::patch::some")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub sku: Option<Option<String>>,
     /// New title.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub title: Option<String>,
@@ -514,6 +531,17 @@ impl<S: Storage> Marketplace<S> {
         Ok(ProductView::of(&p, self.now()))
     }
 
+    /// The seller's own product with this SKU, whatever its state but archived
+    /// (an archived product gives its SKU up); `None` when the seller has none.
+    /// Like [`my_product`](Self::my_product), only a seller may ask, and only
+    /// of its own products: another seller's SKU is simply not found.
+    pub async fn product_by_sku(&self, who: &Principal, sku: &str) -> Result<Option<ProductView>> {
+        self.require(who, Role::Seller)?;
+        let sku = crate::fields::sku("sku", sku)?;
+        let p = self.storage().product_by_sku(who.user_id, &sku).await?;
+        Ok(p.map(|p| ProductView::of(&p, self.now())))
+    }
+
     /// A verified seller lists a new product.
     pub async fn create_product(&self, who: &Principal, input: NewProduct) -> Result<ProductView> {
         self.selling_account(who).await?;
@@ -521,6 +549,7 @@ impl<S: Storage> Marketplace<S> {
         let mut p = Product {
             id: ProductId(self.new_id()),
             seller_id: who.user_id,
+            sku: input.sku,
             title: input.title,
             description: input.description,
             price: input.price,
@@ -536,7 +565,10 @@ impl<S: Storage> Marketplace<S> {
             updated_at: now,
         };
         self.validate_product(&mut p).await?;
-        self.storage().insert_product(&p).await?;
+        match self.storage().insert_product(&p).await {
+            Err(StorageError::AlreadyExists("sku")) => Err(sku_taken()),
+            other => other.map_err(Error::from),
+        }?;
         Ok(ProductView::of(&p, now))
     }
 
@@ -561,6 +593,9 @@ impl<S: Storage> Marketplace<S> {
                 ));
             }
             let mut p = current.clone();
+            if let Some(v) = &update.sku {
+                p.sku.clone_from(v);
+            }
             if let Some(v) = &update.title {
                 p.title.clone_from(v);
             }
@@ -645,6 +680,7 @@ impl<S: Storage> Marketplace<S> {
             Ok(()) => Ok(Some(p)),
             Err(StorageError::Precondition(_)) => Ok(None),
             Err(StorageError::NotFound) => Err(Error::NotFound("product")),
+            Err(StorageError::AlreadyExists("sku")) => Err(sku_taken()),
             Err(e) => Err(e.into()),
         }
     }
@@ -672,6 +708,9 @@ impl<S: Storage> Marketplace<S> {
         let limits = &self.inner.config.limits;
         let currency = self.inner.config.currency;
         let mut v = Violations::default();
+        if let Some(raw) = &p.sku {
+            p.sku = v.check(sku("sku", raw));
+        }
         if let Some(t) = v.check(text("title", &p.title, 1, 200, false)) {
             p.title = t;
         }
@@ -753,6 +792,13 @@ impl<S: Storage> Marketplace<S> {
         }
         v.finish()
     }
+}
+
+fn sku_taken() -> Error {
+    Error::conflict(
+        "sku_taken",
+        "another of the seller's products already has this SKU",
+    )
 }
 
 fn category_taken() -> Error {

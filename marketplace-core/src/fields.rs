@@ -53,6 +53,24 @@ pub(crate) fn optional_text(
     }
 }
 
+/// The most characters a seller's SKU may have.
+pub const SKU_MAX: usize = 64;
+
+/// Checks a seller's SKU: trimmed, 1..=[`SKU_MAX`] printable characters (no
+/// control characters, and no white space but the plain space inside it). SKUs
+/// compare exactly: `AB-1` and `ab-1` are two SKUs.
+pub(crate) fn sku(field: &str, value: &str) -> Result<String, FieldError> {
+    let v = text(field, value, 1, SKU_MAX, false)?;
+    if v.chars().any(|c| c.is_whitespace() && c != ' ') {
+        return Err(FieldError::new(
+            field,
+            "invalid",
+            "must hold printable characters only",
+        ));
+    }
+    Ok(v)
+}
+
 /// A validated, lower-cased email address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
@@ -218,5 +236,21 @@ mod tests {
         );
         assert!(phone("p", Some("+1 (555) 010-9999")).is_ok());
         assert!(phone("p", Some("call me")).is_err());
+    }
+
+    #[test]
+    fn skus() {
+        assert_eq!(sku("sku", "  AB-1 2  "), Ok("AB-1 2".into()));
+        assert_eq!(
+            sku("sku", &"x".repeat(SKU_MAX)).map(|s| s.len()),
+            Ok(SKU_MAX)
+        );
+        for bad in ["", "   ", "a\u{0}b", "a\tb", "a\u{a0}b", "a\nb"] {
+            assert!(sku("sku", bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            sku("sku", &"x".repeat(SKU_MAX + 1)).map_err(|e| e.code),
+            Err("too_long")
+        );
     }
 }

@@ -122,6 +122,23 @@ pub struct Principal {
     pub role: Role,
 }
 
+impl Principal {
+    /// The marketplace's operator: whoever runs a bootstrap tool with the
+    /// store's own settings in hand (a command line such as
+    /// `marketplace-admin`), acting with an admin's authority and no account
+    /// behind it. Its id is the nil UUID, which no account has, so it owns
+    /// nothing and is never "itself" to a rule about one's own account.
+    ///
+    /// Hosts never derive it from a request: a caller of the API is who
+    /// [`Marketplace::authenticate`](crate::Marketplace::authenticate) says.
+    pub const fn operator() -> Principal {
+        Principal {
+            user_id: UserId(uuid::Uuid::nil()),
+            role: Role::Admin,
+        }
+    }
+}
+
 /// A seller as an admin sees it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -4,7 +4,9 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 use marketplace_core::catalog::{Category, Product, ProductQuery, ProductSort};
-use marketplace_core::{CatalogStore, CategoryId, ProductId, StorageError, StorageResult, User};
+use marketplace_core::{
+    CatalogStore, CategoryId, ProductId, StorageError, StorageResult, User, UserId,
+};
 
 use crate::MemoryStorage;
 
@@ -64,12 +66,21 @@ impl CatalogStore for MemoryStorage {
         {
             return Err(StorageError::Precondition("unknown category".into()));
         }
+        s.check_sku(product)?;
         s.put_product(product);
         Ok(())
     }
 
     async fn product(&self, id: ProductId) -> StorageResult<Option<Product>> {
         Ok(self.lock().products.get(&id).cloned())
+    }
+
+    async fn product_by_sku(&self, seller: UserId, sku: &str) -> StorageResult<Option<Product>> {
+        let s = self.lock();
+        Ok(s.skus
+            .get(&(seller, sku.to_owned()))
+            .and_then(|id| s.products.get(id))
+            .cloned())
     }
 
     async fn products(&self, ids: &[ProductId]) -> StorageResult<Vec<Product>> {
@@ -93,6 +104,7 @@ impl CatalogStore for MemoryStorage {
         if current.version != expected_version {
             return Err(StorageError::Precondition("product version changed".into()));
         }
+        s.check_sku(product)?;
         s.put_product(product);
         Ok(())
     }

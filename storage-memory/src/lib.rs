@@ -36,8 +36,8 @@ use marketplace_core::order::Order;
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::storage::LoginFailures;
 use marketplace_core::{
-    CategoryId, IdempotencyKey, MessageId, OrderId, ProductId, Storage, StorageResult,
-    TokenFamilyId, User, UserId,
+    CategoryId, IdempotencyKey, MessageId, OrderId, ProductId, Storage, StorageError,
+    StorageResult, TokenFamilyId, User, UserId,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,9 @@ struct State {
     /// `limit` matches instead of filtering the whole catalog.
     newest: BTreeSet<(DateTime<Utc>, ProductId)>,
     by_price: BTreeSet<(i64, ProductId)>,
+    /// The SKUs of products that are not archived, by seller: the uniqueness
+    /// rule's index. Kept by [`State::put_product`].
+    skus: HashMap<(UserId, String), ProductId>,
     carts: HashMap<UserId, Cart>,
     wishlists: HashMap<UserId, Vec<WishlistEntry>>,
     checkouts: HashMap<(UserId, IdempotencyKey), CheckoutRecord>,
@@ -80,14 +83,37 @@ impl State {
         }
     }
 
-    /// Stores `product`, keeping the sort orders in step.
+    /// The key `product` holds in the SKU index, if it holds one.
+    fn sku_key(product: &Product) -> Option<(UserId, String)> {
+        match &product.sku {
+            Some(sku) if !product.archived => Some((product.seller_id, sku.clone())),
+            _ => None,
+        }
+    }
+
+    /// Refuses `product` when another live product of its seller has its SKU.
+    fn check_sku(&self, product: &Product) -> StorageResult<()> {
+        match State::sku_key(product).and_then(|k| self.skus.get(&k)) {
+            Some(owner) if *owner != product.id => Err(StorageError::AlreadyExists("sku")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stores `product`, keeping the sort orders and the SKU index in step (the
+    /// caller has run [`State::check_sku`]).
     fn put_product(&mut self, product: &Product) {
         if let Some(old) = self.products.insert(product.id, product.clone()) {
             self.newest.remove(&(old.created_at, old.id));
             self.by_price.remove(&(old.price.amount, old.id));
+            if let Some(k) = State::sku_key(&old) {
+                self.skus.remove(&k);
+            }
         }
         self.newest.insert((product.created_at, product.id));
         self.by_price.insert((product.price.amount, product.id));
+        if let Some(k) = State::sku_key(product) {
+            self.skus.insert(k, product.id);
+        }
     }
 
     /// Stores a refresh token in `state`, replacing one with the same hash.

@@ -2,9 +2,11 @@
 //!
 //! - `categories`: `{_id, name, name_key}`; `name_key` is the name lower-cased
 //!   (Unicode, as core compares), unique, so names are unique case-insensitively.
-//! - `products`: `{_id, seller_id, title, description, price: {amount, currency},
-//!   discount, stock, images, category_id, active, archived, blocked, version,
-//!   created_at, updated_at, seller_selling}`.
+//! - `products`: `{_id, seller_id, sku, title, description, price: {amount,
+//!   currency}, discount, stock, images, category_id, active, archived, blocked,
+//!   version, created_at, updated_at, seller_selling}`. `sku` is a string or
+//!   `null`; a partial unique index on `(seller_id, sku)` over the products whose
+//!   `sku` is a string and that are not archived keeps SKUs unique per seller.
 //!
 //! `seller_selling` is a denormalized copy of "the seller is an active, verified
 //! seller" ([`User::is_selling`](marketplace_core::User::is_selling)). It lets the
@@ -32,7 +34,7 @@ use crate::accounts;
 use crate::error::storage_error;
 use crate::schema::{self, CATEGORIES, PRODUCTS};
 use crate::transaction::{Body, Step};
-use crate::values::{Reader, count, date, money, opt, uuid};
+use crate::values::{Reader, count, date, money, opt, opt_str, uuid};
 
 pub(crate) fn category_doc(c: &Category) -> Document {
     doc! { "_id": uuid(c.id.0), "name": &c.name, "name_key": c.name.to_lowercase() }
@@ -85,6 +87,7 @@ fn discount_from(r: Reader<'_>) -> StorageResult<Discount> {
 /// listing time and the denormalized seller flag).
 pub(crate) fn product_fields(p: &Product) -> Document {
     doc! {
+        "sku": opt_str(p.sku.as_deref()),
         "title": &p.title,
         "description": &p.description,
         "price": money(p.price),
@@ -116,6 +119,7 @@ pub(crate) fn product_from(d: &Document) -> StorageResult<Product> {
     Ok(Product {
         id: ProductId(r.uuid("_id")?),
         seller_id: UserId(r.uuid("seller_id")?),
+        sku: r.opt_str("sku")?,
         title: r.str("title")?,
         description: r.str("description")?,
         price: r.money("price")?,
@@ -417,6 +421,15 @@ impl CatalogStore for MongoStorage {
     async fn product(&self, id: ProductId) -> StorageResult<Option<Product>> {
         self.products
             .find_one(doc! { "_id": uuid(id.0) })
+            .await
+            .map_err(storage_error)?
+            .map(|d| product_from(&d))
+            .transpose()
+    }
+
+    async fn product_by_sku(&self, seller: UserId, sku: &str) -> StorageResult<Option<Product>> {
+        self.products
+            .find_one(schema::live_sku(seller, sku))
             .await
             .map_err(storage_error)?
             .map(|d| product_from(&d))

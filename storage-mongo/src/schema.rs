@@ -1,5 +1,6 @@
 //! The collections and their indexes, created when a store connects.
 
+use marketplace_core::UserId;
 use mongodb::bson::{Document, doc};
 use mongodb::error::{Error as DriverError, ErrorKind};
 use mongodb::{Database, IndexModel, options::IndexOptions};
@@ -35,7 +36,24 @@ const UNIQUE: &[(&str, &str)] = &[
     ("categories_name_key", "category name"),
     ("checkouts_buyer_key", "idempotency key"),
     ("wishlist_buyer_product", "wishlist entry"),
+    ("products_seller_sku", "sku"),
 ];
+
+/// The products the SKU rule covers: those with a SKU (a string, not `null`)
+/// that are not archived. The partial filter of `products_seller_sku`.
+fn sku_rule() -> Document {
+    doc! { "sku": { "$type": "string" }, "archived": false }
+}
+
+/// The filter of `seller`'s live product with this SKU: it holds the index's
+/// partial filter, so the server can answer from that index.
+pub(crate) fn live_sku(seller: UserId, sku: &str) -> Document {
+    doc! {
+        "seller_id": crate::values::uuid(seller.0),
+        "sku": { "$eq": sku, "$type": "string" },
+        "archived": false,
+    }
+}
 
 /// Names what a duplicate-key error message is about, from the index it names
 /// (`E11000 duplicate key error collection: db.users index: users_email dup key`).
@@ -135,6 +153,17 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                     doc! { "category_id": 1, "created_at": -1, "_id": -1 },
                     false,
                 ),
+                // A seller's SKUs are unique among its live products.
+                IndexModel::builder()
+                    .keys(doc! { "seller_id": 1, "sku": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("products_seller_sku".to_owned())
+                            .unique(true)
+                            .partial_filter_expression(sku_rule())
+                            .build(),
+                    )
+                    .build(),
             ],
         ),
         (CARTS, vec![]),
@@ -241,6 +270,8 @@ mod tests {
         assert_eq!(duplicated_by_message(m), "email");
         let m = "E11000 duplicate key error collection: shop.categories index: categories_name_key dup key: { name_key: \"tea\" }";
         assert_eq!(duplicated_by_message(m), "category name");
+        let m = "E11000 duplicate key error collection: shop.products index: products_seller_sku dup key: { seller_id: UUID(\"0190\"), sku: \"A-1\" }";
+        assert_eq!(duplicated_by_message(m), "sku");
         assert_eq!(
             duplicated_by_message("E11000 duplicate key error index: _id_ dup key"),
             "id"

@@ -10,8 +10,11 @@ use crate::dialect::Dialect;
 /// index's or column's (SQLite message) name.
 fn unique_subject(db: &dyn DatabaseError) -> &'static str {
     let name = db.constraint().unwrap_or_else(|| db.message());
-    const SUBJECTS: [(&str, &str); 5] = [
+    const SUBJECTS: [(&str, &str); 7] = [
         ("users_email_key", "email"),
+        // PostgreSQL names the index; SQLite its columns.
+        ("products_seller_sku_key", "sku"),
+        ("products.seller_id, products.sku", "sku"),
         ("categories_name_key", "category name"),
         ("categories.name_folded", "category name"),
         ("checkouts_buyer_key_key", "idempotency key"),

@@ -42,6 +42,7 @@ fn product(seller: UserId, category: Option<CategoryId>, stock: u32) -> Product 
     Product {
         id: ProductId(Uuid::now_v7()),
         seller_id: seller,
+        sku: None,
         title: "Kettle".into(),
         description: "Boils 100%_ of water".into(),
         price: Money::new(1999, Currency::USD),

@@ -81,6 +81,7 @@ async fn crash_and_recover(url: &str) {
                 images: Vec::new(),
                 discount: None,
                 active: None,
+                sku: None,
             };
             products.push(market.create_product(&who, p).await.unwrap().id);
         }

@@ -81,6 +81,7 @@ async fn main() -> Result<()> {
         .create_product(
             &books,
             NewProduct {
+                sku: None,
                 title: "The Long Checkout".into(),
                 description: "A novel about distributed transactions.".into(),
                 price: usd(1899),
@@ -100,6 +101,7 @@ async fn main() -> Result<()> {
         .create_product(
             &teas,
             NewProduct {
+                sku: None,
                 title: "Sencha, 100 g".into(),
                 description: "Steamed green tea.".into(),
                 price: usd(850),

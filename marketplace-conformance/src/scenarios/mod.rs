@@ -6,20 +6,24 @@ mod catalog;
 mod hostile;
 mod images;
 mod limits;
+mod operator;
 mod orders;
 mod outbox;
 mod sessions;
 mod shopping;
+mod skus;
 
 pub use accounts::*;
 pub use catalog::*;
 pub use hostile::*;
 pub use images::*;
 pub use limits::*;
+pub use operator::*;
 pub use orders::*;
 pub use outbox::*;
 pub use sessions::*;
 pub use shopping::*;
+pub use skus::*;
 
 /// Asserts that a result is a particular error variant.
 #[macro_export]

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::StorageResult;
 use crate::catalog::{Category, Product, ProductQuery};
-use crate::ids::{CategoryId, ProductId};
+use crate::ids::{CategoryId, ProductId, UserId};
 
 /// The catalog: what a backend stores for this concept. See the
 /// [storage contract](super) for what **atomic** and **conditional** mean.
@@ -32,11 +32,18 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn delete_category(&self, id: CategoryId) -> StorageResult<bool>;
 
     // ----- products --------------------------------------------------------------
-    /// Stores a new product.
+    /// Stores a new product; `AlreadyExists("sku")` when it has a SKU that
+    /// another of its seller's products that is not archived already has (the
+    /// check and the write are one atomic step: of two concurrent inserts with
+    /// the same seller and SKU, exactly one succeeds).
     async fn insert_product(&self, product: &Product) -> StorageResult<()>;
 
     /// One product, whatever its state.
     async fn product(&self, id: ProductId) -> StorageResult<Option<Product>>;
+
+    /// The product of `seller` with exactly this SKU that is not archived, if
+    /// any (there is at most one).
+    async fn product_by_sku(&self, seller: UserId, sku: &str) -> StorageResult<Option<Product>>;
 
     /// The products with these ids that exist, in any order.
     async fn products(&self, ids: &[ProductId]) -> StorageResult<Vec<Product>>;
@@ -44,7 +51,10 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// **Conditional.** Replaces the product whose stored version is
     /// `expected_version` with `product` (whose `version` the caller has already
     /// incremented). `Precondition` when the version moved (another edit, or a
-    /// checkout or restock changed the stock), `NotFound` when it does not exist.
+    /// checkout or restock changed the stock), `NotFound` when it does not exist,
+    /// `AlreadyExists("sku")` when the product is not archived and another of its
+    /// seller's products that is not archived has its SKU (checked atomically
+    /// with the write, like [`insert_product`](Self::insert_product)).
     async fn update_product(&self, product: &Product, expected_version: u64) -> StorageResult<()>;
 
     /// A page of products matching `query` in its sort order, starting after its
@@ -81,6 +91,10 @@ impl<T: CatalogStore + ?Sized> CatalogStore for std::sync::Arc<T> {
 
     async fn product(&self, id: ProductId) -> StorageResult<Option<Product>> {
         (**self).product(id).await
+    }
+
+    async fn product_by_sku(&self, seller: UserId, sku: &str) -> StorageResult<Option<Product>> {
+        (**self).product_by_sku(seller, sku).await
     }
 
     async fn products(&self, ids: &[ProductId]) -> StorageResult<Vec<Product>> {

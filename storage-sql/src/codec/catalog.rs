@@ -12,7 +12,7 @@ use crate::dialect::Dialect;
 
 /// The columns of `products` but its id, in the order [`push_product_fields`]
 /// binds them.
-const PRODUCT_FIELDS: &str = "seller_id, title, description, price_amount, currency, \
+const PRODUCT_FIELDS: &str = "seller_id, sku, title, description, price_amount, currency, \
      discount, stock, images, category_id, active, archived, blocked, version, \
      created_at, updated_at";
 
@@ -33,6 +33,7 @@ fn push_product_fields<D: Dialect>(
     let mut values = qb.separated(", ");
     (&mut values)
         .uuid(p.seller_id.0)
+        .opt_text(p.sku.as_deref())
         .text(&p.title)
         .text(&p.description)
         .int(p.price.amount)
@@ -93,6 +94,7 @@ pub(crate) fn product<R: Columns>(r: &R) -> StorageResult<Product> {
     Ok(Product {
         id: r.uuid("id")?.into(),
         seller_id: r.uuid("seller_id")?.into(),
+        sku: r.opt_text("sku")?,
         title: r.text("title")?,
         description: r.text("description")?,
         price: r.money("price_amount", "currency")?,

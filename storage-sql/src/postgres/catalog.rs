@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use marketplace_core::catalog::{Category, Product, ProductQuery};
 use marketplace_core::storage::CatalogStore;
-use marketplace_core::{CategoryId, ProductId, StorageError, StorageResult};
+use marketplace_core::{CategoryId, ProductId, StorageError, StorageResult, UserId};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -87,6 +87,21 @@ impl CatalogStore for PostgresStorage {
             *PRODUCT_SELECT
         )))
         .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(e)?;
+        codec::optional(row, catalog::product)
+    }
+
+    async fn product_by_sku(&self, seller: UserId, sku: &str) -> StorageResult<Option<Product>> {
+        // The predicate of the unique index products_seller_sku_key, which serves it.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} FROM products p \
+             WHERE p.seller_id = $1 AND p.sku = $2 AND NOT p.archived",
+            *PRODUCT_SELECT
+        )))
+        .bind(seller.0)
+        .bind(sku)
         .fetch_optional(&self.pool)
         .await
         .map_err(e)?;
