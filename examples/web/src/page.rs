@@ -349,11 +349,7 @@ impl IntoResponse for SeeOther {
         }
         let mut cookies = self.cookies;
         if let Some(m) = self.flash {
-            let mut c = Cookie::new(session::FLASH_COOKIE, session::url_encode(&m));
-            c.set_path("/");
-            c.set_http_only(true);
-            c.set_same_site(axum_extra::extract::cookie::SameSite::Lax);
-            cookies.push(c);
+            cookies.push(session::flash_cookie(&m));
         }
         session::append_cookies(headers, &cookies);
         r
@@ -464,5 +460,55 @@ where
                 &sentence(&e.body_text()),
             )),
         }
+    }
+}
+
+/// Refuses a page to anyone but an account of `role`, with the library's own
+/// words for it (a missing login is sent to sign in). For the dashboards,
+/// whose pages also show what the library lets anyone read (the catalog, the
+/// categories); every change they make is still the library's to refuse.
+pub fn require_role(viewer: &Viewer, role: marketplace_core::Role) -> Result<(), PageError> {
+    use marketplace_core::Role;
+    match viewer.principal() {
+        None => Err(Error::Unauthenticated.into()),
+        Some(p) if p.role == role => Ok(()),
+        Some(_) => Err(Error::Forbidden(match role {
+            Role::Buyer => "only buyers may do this",
+            Role::Seller => "only sellers may do this",
+            Role::Admin => "only admins may do this",
+        })
+        .into()),
+    }
+}
+
+/// How many items one of the library's paged lists holds, read a page of 100
+/// at a time through `page(cursor, limit)`: `"12"`, or `"1000+"` once `cap` is
+/// reached (a summary, not an audit; the library keeps no counts).
+pub async fn tally<T, F, Fut>(cap: usize, mut page: F) -> Result<String, Error>
+where
+    F: FnMut(Option<String>, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<marketplace_core::Page<T>, Error>>,
+{
+    let mut seen = 0;
+    let mut cursor = None;
+    loop {
+        let p = page(cursor.take(), 100).await?;
+        seen += p.items.len();
+        match p.next_cursor {
+            _ if seen > cap => return Ok(format!("{cap}+")),
+            Some(next) => cursor = Some(next),
+            None => return Ok(seen.to_string()),
+        }
+    }
+}
+
+/// The problem a refused form is shown again with, or, when there is no form
+/// to show again (a failure of ours, a login that ended), the page for it.
+pub fn form_problem(e: &Error) -> Result<Problem, PageError> {
+    let problem = Problem::from(e);
+    if problem.status.is_server_error() || problem.kind == Some(ErrorKind::Unauthenticated) {
+        Err(PageError(problem))
+    } else {
+        Ok(problem)
     }
 }

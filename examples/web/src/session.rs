@@ -167,7 +167,8 @@ pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response
     };
     let flash = jar
         .get(FLASH_COOKIE)
-        .and_then(|c| url_decode(c.value()))
+        // The jar has already percent-decoded the value (see `flash_cookie`).
+        .map(|c| c.value().to_owned())
         .filter(|m| !m.is_empty());
     let path = req
         .uri()
@@ -352,12 +353,16 @@ fn is_token(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn url_decode(s: &str) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("m={s}"))
-        .ok()?
-        .into_iter()
-        .next()
-        .map(|(_, v)| v)
+/// The cookie carrying `message` to the next page, percent-encoded (any text:
+/// `&`, `;`, quotes, non-ASCII), as the jar decodes it back. Not `Secure`: it
+/// holds nothing secret, and the redirect that sets it knows no scheme.
+pub fn flash_cookie(message: &str) -> Cookie<'static> {
+    let value = percent_encoding::utf8_percent_encode(message, percent_encoding::NON_ALPHANUMERIC);
+    Cookie::build((FLASH_COOKIE, value.to_string()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .build()
 }
 
 #[cfg(test)]
@@ -382,7 +387,20 @@ mod tests {
 
     #[test]
     fn a_flash_message_survives_its_cookie() {
-        let m = "Order placed: 2 orders; thank you!";
-        assert_eq!(url_decode(&url_encode(m)).as_deref(), Some(m));
+        let m = "“Lamps & lights” = 100% + more; thank you!";
+        let encoded = percent_encoding::utf8_percent_encode(m, percent_encoding::NON_ALPHANUMERIC);
+        let header = format!("{FLASH_COOKIE}={encoded}; other=1");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&header).unwrap_or(HeaderValue::from_static("")),
+        );
+        let jar = CookieJar::from_headers(&headers);
+        assert_eq!(
+            jar.get(FLASH_COOKIE)
+                .map(|c| c.value().to_owned())
+                .as_deref(),
+            Some(m)
+        );
     }
 }

@@ -67,6 +67,11 @@ impl Shop {
         &self.host.market
     }
 
+    /// The settings every host of this shop runs with.
+    pub fn settings(&self) -> Settings {
+        settings(&self.dir)
+    }
+
     /// A file in the shop's folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

@@ -1,4 +1,6 @@
-//! Signing up, in and out.
+//! Signing up, in and out; the account page ([`profile`]: name, phone,
+//! addresses, the verification mail) and the pages the account mails link to
+//! ([`tokens`]: confirm an email address, choose a new password, ask for one).
 
 use axum::Router;
 use axum::extract::State;
@@ -13,12 +15,17 @@ use crate::App;
 use crate::page::{Form, PageResult, Problem, Query, SeeOther, local_path, render, render_with};
 use crate::session::{self, Viewer};
 
+pub mod profile;
+pub mod tokens;
+
 /// The account pages.
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-up", get(sign_up_page).post(sign_up))
         .route("/sign-out", post(sign_out))
+        .merge(profile::routes())
+        .merge(tokens::routes())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,7 +160,7 @@ async fn sign_up(State(app): State<App>, viewer: Viewer, Form(f): Form<SignUpFor
             Ok(pair) => {
                 let message = match role {
                     Role::Seller => {
-                        "Welcome! Your store is waiting for an admin to verify it; you can prepare your products meanwhile. We sent you a mail to confirm your address."
+                        "Welcome! An admin reviews new stores; you can list products once yours is verified. We sent you a mail to confirm your address."
                     }
                     _ => "Welcome! We sent you a mail to confirm your address.",
                 };

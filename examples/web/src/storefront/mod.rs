@@ -7,25 +7,46 @@
 //! - [`cart`]: the cart grouped by seller, the wishlist, and checkout;
 //! - [`orders`]: order history and detail, cancel and return.
 
+use std::str::FromStr;
+
 use axum::Router;
+use marketplace_core::{Address, AddressInput, Error, ErrorKind};
+use serde::{Deserialize, Serialize};
 
 use crate::App;
+use crate::page::{PageError, Problem};
 
 pub mod account;
 pub mod cart;
 pub mod catalog;
 pub mod orders;
 
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$((
+            concat!("storefront/", $name, ".html"),
+            include_str!(concat!("../../templates/storefront/", $name, ".html")),
+        )),*]
+    };
+}
+
 /// The storefront's templates.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "storefront/sign_in.html",
-        include_str!("../../templates/storefront/sign_in.html"),
-    ),
-    (
-        "storefront/sign_up.html",
-        include_str!("../../templates/storefront/sign_up.html"),
-    ),
+pub const TEMPLATES: &[(&str, &str)] = templates![
+    "parts",
+    "sign_in",
+    "sign_up",
+    "browse",
+    "product",
+    "cart",
+    "wishlist",
+    "checkout",
+    "orders",
+    "order",
+    "account",
+    "address",
+    "verify_email",
+    "reset_password",
+    "forgot_password",
 ];
 
 /// Every storefront page.
@@ -35,4 +56,140 @@ pub fn routes() -> Router<App> {
         .merge(catalog::routes())
         .merge(cart::routes())
         .merge(orders::routes())
+}
+
+/// The id in a page's path; one that cannot be an id names nothing, like an id
+/// nobody has (`what` is the library's own word: `product`, `order`...).
+pub(crate) fn path_id<T: FromStr>(raw: &str, what: &'static str) -> Result<T, PageError> {
+    raw.parse().map_err(|_| Error::NotFound(what).into())
+}
+
+/// The problem to show beside the form that caused it, when the person can fix
+/// it there (a field, a conflict with the state, too many attempts); any other
+/// refusal (a missing login, a page that is not theirs, a failure of ours) is
+/// the page's own answer.
+pub(crate) fn fixable(e: Error) -> Result<Problem, PageError> {
+    match e.kind() {
+        ErrorKind::Invalid
+        | ErrorKind::Malformed
+        | ErrorKind::Conflict
+        | ErrorKind::RateLimited => Ok(Problem::from(&e)),
+        _ => Err(e.into()),
+    }
+}
+
+/// `text` trimmed, or `None` when blank.
+pub(crate) fn blank(text: &str) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// `path` with the non-empty `pairs` as its query string.
+pub(crate) fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let kept: Vec<_> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
+    match serde_urlencoded::to_string(kept) {
+        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// The fields of a delivery address as a form sends them (the account's
+/// address pages and checkout's inline new address share them).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub(crate) struct AddressFields {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub line1: String,
+    #[serde(default)]
+    pub line2: String,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub postal_code: String,
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub phone: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    pub is_default: Option<String>,
+}
+
+impl AddressFields {
+    /// The form filled with `a`, to edit it.
+    pub fn of(a: &Address) -> AddressFields {
+        AddressFields {
+            name: a.name.clone(),
+            line1: a.line1.clone(),
+            line2: a.line2.clone().unwrap_or_default(),
+            city: a.city.clone(),
+            region: a.region.clone().unwrap_or_default(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+            phone: a.phone.clone().unwrap_or_default(),
+            is_default: a.is_default.then(|| "1".to_owned()),
+        }
+    }
+
+    /// Every field, for the library to check: a blank optional field clears
+    /// it, a blank required one is refused there.
+    pub fn input(&self) -> AddressInput {
+        AddressInput {
+            name: Some(self.name.clone()),
+            line1: Some(self.line1.clone()),
+            line2: Some(blank(&self.line2)),
+            city: Some(self.city.clone()),
+            region: Some(blank(&self.region)),
+            postal_code: Some(self.postal_code.clone()),
+            country: Some(self.country.clone()),
+            phone: Some(blank(&self.phone)),
+            // Unticking does not take the default away: it moves only when
+            // another address takes it.
+            is_default: self.is_default.as_ref().map(|_| true),
+        }
+    }
+
+    /// Whether `a` already holds what these fields say (compared as typed,
+    /// trimmed, the country in either case), so sending the same new address
+    /// twice keeps one.
+    pub fn matches(&self, a: &Address) -> bool {
+        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+        a.name == self.name.trim()
+            && a.line1 == self.line1.trim()
+            && opt(&a.line2) == self.line2.trim()
+            && a.city == self.city.trim()
+            && opt(&a.region) == self.region.trim()
+            && a.postal_code == self.postal_code.trim()
+            && a.country.eq_ignore_ascii_case(self.country.trim())
+            && opt(&a.phone) == self.phone.trim()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_leave_out_empty_values() {
+        assert_eq!(with_query("/", &[("q", ""), ("sort", "")]), "/");
+        assert_eq!(
+            with_query(
+                "/",
+                &[("q", "blue mug"), ("in_stock", ""), ("cursor", "a&b")]
+            ),
+            "/?q=blue+mug&cursor=a%26b"
+        );
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_one_names_nothing() {
+        let e = path_id::<marketplace_core::ProductId>("nope", "product").err();
+        assert_eq!(
+            e.map(|PageError(p)| p.status),
+            Some(axum::http::StatusCode::NOT_FOUND)
+        );
+    }
 }

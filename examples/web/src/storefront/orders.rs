@@ -1,10 +1,157 @@
-//! Storefront pages: orders.
+//! Storefront pages: the buyer's orders, newest first and paged, one order's
+//! detail with its status history, and the two things a buyer may ask of an
+//! order: cancel it, or return it.
+//!
+//! An order is read with the library's `buyer_order`, so another buyer's order
+//! is not found, like one that does not exist. Whether an order may be
+//! cancelled or returned is the library's to say: the page offers the button
+//! only where the status makes it likely, and a refusal is shown beside it.
 
 use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use marketplace_core::{OrderId, OrderListQuery, OrderStatus};
+use minijinja::{Value, context};
+use serde::Deserialize;
 
+use super::{blank, fixable, path_id, with_query};
 use crate::App;
+use crate::page::{PageResult, Problem, Query, SeeOther, render_with};
+use crate::session::{SignedIn, Viewer};
+
+/// Orders on one page of the history.
+const PAGE_SIZE: u32 = 20;
 
 /// The orders pages.
 pub fn routes() -> Router<App> {
     Router::new()
+        .route("/orders", get(orders))
+        .route("/orders/{id}", get(order))
+        .route("/orders/{id}/cancel", post(cancel))
+        .route("/orders/{id}/return", post(request_return))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OrdersParams {
+    #[serde(default)]
+    cursor: String,
+    /// The checkout just placed, to confirm.
+    #[serde(default)]
+    placed: String,
+}
+
+/// `/orders`.
+async fn orders(
+    State(app): State<App>,
+    viewer: Viewer,
+    who: SignedIn,
+    Query(q): Query<OrdersParams>,
+) -> PageResult {
+    let page = app
+        .market
+        .my_orders(
+            &who.principal,
+            OrderListQuery {
+                limit: Some(PAGE_SIZE),
+                cursor: blank(&q.cursor),
+                status: None,
+            },
+        )
+        .await?;
+    let placed: Vec<_> = page
+        .items
+        .iter()
+        .filter(|o| !q.placed.is_empty() && o.checkout_id.to_string() == q.placed.trim())
+        .collect();
+    let next_url = page
+        .next_cursor
+        .as_deref()
+        .map(|c| with_query("/orders", &[("cursor", c)]));
+    Ok(render_with(
+        &app,
+        &viewer,
+        StatusCode::OK,
+        "storefront/orders.html",
+        context! {
+            orders => Value::from_serialize(&page.items),
+            placed => Value::from_serialize(&placed),
+            next_url,
+            paged => !q.cursor.is_empty(),
+        },
+    ))
+}
+
+/// `/orders/{id}`.
+async fn order(
+    State(app): State<App>,
+    viewer: Viewer,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = path_id(&id, "order")?;
+    show_order(&app, &viewer, &who, id, StatusCode::OK, None).await
+}
+
+async fn show_order(
+    app: &App,
+    viewer: &Viewer,
+    who: &SignedIn,
+    id: OrderId,
+    status: StatusCode,
+    problem: Option<Problem>,
+) -> PageResult {
+    let order = app.market.buyer_order(&who.principal, id).await?;
+    Ok(render_with(
+        app,
+        viewer,
+        status,
+        "storefront/order.html",
+        context! {
+            // Offers, not rules: the library decides when the button is used.
+            can_cancel => order.status == OrderStatus::Pending,
+            can_return => order.status == OrderStatus::Delivered,
+            order => Value::from_serialize(&order),
+            problem => problem.as_ref().map(Value::from_serialize),
+        },
+    ))
+}
+
+/// `POST /orders/{id}/cancel`.
+async fn cancel(
+    State(app): State<App>,
+    viewer: Viewer,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = path_id(&id, "order")?;
+    match app.market.cancel_order(&who.principal, id).await {
+        Ok(_) => Ok(SeeOther::to(format!("/orders/{id}"))
+            .flash("Your order is cancelled; nothing will be sent.")
+            .into_response()),
+        Err(e) => {
+            let problem = fixable(e)?;
+            show_order(&app, &viewer, &who, id, problem.status, Some(problem)).await
+        }
+    }
+}
+
+/// `POST /orders/{id}/return`.
+async fn request_return(
+    State(app): State<App>,
+    viewer: Viewer,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = path_id(&id, "order")?;
+    match app.market.request_return(&who.principal, id).await {
+        Ok(_) => Ok(SeeOther::to(format!("/orders/{id}"))
+            .flash("Your return is requested; the seller will tell you how to send it back.")
+            .into_response()),
+        Err(e) => {
+            let problem = fixable(e)?;
+            show_order(&app, &viewer, &who, id, problem.status, Some(problem)).await
+        }
+    }
 }

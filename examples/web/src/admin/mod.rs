@@ -1,0 +1,113 @@
+//! The admin dashboard: moderation of sellers, accounts and products, the
+//! categories, and mail delivery.
+//!
+//! - [`accounts`]: sellers to verify or reject, accounts found by email,
+//!   deactivation and reactivation;
+//! - [`catalog`]: the catalog with a deactivate button per product (and
+//!   reactivation by id), and the categories;
+//! - [`outbox`]: mail delivery state and the retry of dead messages.
+//!
+//! Every page is for admins only, and every change is the library's call
+//! that the REST API makes for the same thing.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use marketplace_core::{OutboxStatus, Role, SellerListQuery, SellerStatus};
+use minijinja::context;
+
+use crate::App;
+use crate::page::{self, PageResult, render};
+use crate::session::{SignedIn, Viewer};
+
+pub mod accounts;
+pub mod catalog;
+pub mod outbox;
+
+/// The admin dashboard's templates.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "admin/nav.html",
+        include_str!("../../templates/admin/nav.html"),
+    ),
+    (
+        "admin/home.html",
+        include_str!("../../templates/admin/home.html"),
+    ),
+    (
+        "admin/sellers.html",
+        include_str!("../../templates/admin/sellers.html"),
+    ),
+    (
+        "admin/users.html",
+        include_str!("../../templates/admin/users.html"),
+    ),
+    (
+        "admin/products.html",
+        include_str!("../../templates/admin/products.html"),
+    ),
+    (
+        "admin/categories.html",
+        include_str!("../../templates/admin/categories.html"),
+    ),
+    (
+        "admin/outbox.html",
+        include_str!("../../templates/admin/outbox.html"),
+    ),
+];
+
+/// Counts on the overview stop here ("1000+").
+const TALLY_CAP: usize = 1000;
+
+/// The admin dashboard's pages, for admins only.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/admin", get(home))
+        .merge(accounts::routes())
+        .merge(catalog::routes())
+        .merge(outbox::routes())
+        .route_layer(axum::middleware::from_fn(admins_only))
+}
+
+/// Sends anyone who is not signed in as an admin away (to sign in, or with a
+/// 403 page) before an admin page runs.
+async fn admins_only(viewer: Viewer, req: Request, next: Next) -> Response {
+    match page::require_role(&viewer, Role::Admin) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `/admin`: what waits for an admin.
+async fn home(State(app): State<App>, viewer: Viewer, s: SignedIn) -> PageResult {
+    let who = &s.principal;
+    let market = &app.market;
+    let pending_sellers = page::tally(TALLY_CAP, |cursor, limit| {
+        let query = SellerListQuery {
+            status: Some(SellerStatus::Pending),
+            cursor,
+            limit: Some(limit),
+        };
+        market.sellers(who, query)
+    })
+    .await?;
+    let dead_messages = page::tally(TALLY_CAP, |cursor, limit| async move {
+        market
+            .outbox(
+                who,
+                Some(OutboxStatus::Dead),
+                cursor.as_deref(),
+                Some(limit),
+            )
+            .await
+    })
+    .await?;
+    Ok(render(
+        &app,
+        &viewer,
+        "admin/home.html",
+        context! { section => "home", pending_sellers, dead_messages },
+    ))
+}

@@ -1,0 +1,168 @@
+//! The seller's orders: the list by status, one order with its buyer's
+//! address, items and history, and the buttons that move it.
+//!
+//! The next step an order can take is the library's
+//! ([`OrderStatus::next`]); a button posts that status, and whatever status is
+//! posted, the library decides whether the order may take it.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use marketplace_core::{Error, OrderId, OrderListQuery, OrderStatus};
+use minijinja::{Value, context};
+use serde::Deserialize;
+
+use crate::App;
+use crate::page::{
+    Form, PageError, PageResult, Problem, Query, SeeOther, form_problem, render_with,
+};
+use crate::session::{SignedIn, Viewer};
+
+/// The order pages.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/seller/orders", get(list))
+        .route("/seller/orders/{id}", get(detail))
+        .route("/seller/orders/{id}/status", post(set_status))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    status: String,
+    cursor: Option<String>,
+}
+
+/// A status as a form or a link names it; blank is none.
+fn status_param(raw: &str) -> Result<Option<OrderStatus>, PageError> {
+    match raw.trim() {
+        "" => Ok(None),
+        s => OrderStatus::parse(s).map(Some).ok_or_else(|| {
+            PageError::from(Error::invalid(
+                "status",
+                "invalid",
+                format!("“{s}” is not an order status"),
+            ))
+        }),
+    }
+}
+
+/// `/seller/orders?status=…`: the store's orders, newest first.
+async fn list(
+    State(app): State<App>,
+    viewer: Viewer,
+    s: SignedIn,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    let status = status_param(&q.status)?;
+    let cursor = q.cursor.filter(|c| !c.is_empty());
+    let page = app
+        .market
+        .seller_orders(
+            &s.principal,
+            OrderListQuery {
+                cursor: cursor.clone(),
+                limit: None,
+                status,
+            },
+        )
+        .await?;
+    let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+    Ok(render_with(
+        &app,
+        &viewer,
+        StatusCode::OK,
+        "seller/orders.html",
+        context! {
+            section => "orders",
+            orders => Value::from_serialize(&page.items),
+            statuses,
+            status => status.map(|s| s.as_str()),
+            next_cursor => page.next_cursor,
+            paged => cursor.is_some(),
+        },
+    ))
+}
+
+fn order_id(raw: &str) -> Result<OrderId, PageError> {
+    raw.parse()
+        .map_err(|_| PageError::from(Error::NotFound("order")))
+}
+
+/// One order, with the problem a button came back with.
+async fn order_page(
+    app: &App,
+    viewer: &Viewer,
+    s: &SignedIn,
+    id: OrderId,
+    problem: Option<Problem>,
+) -> PageResult {
+    let order = app.market.seller_order(&s.principal, id).await?;
+    let next = order.status.next().map(|n| n.as_str());
+    // Which button to offer, not whether it works: the library judges the
+    // status the button posts.
+    let cancellable = matches!(order.status, OrderStatus::Pending | OrderStatus::Accepted);
+    let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status);
+    Ok(render_with(
+        app,
+        viewer,
+        status,
+        "seller/order.html",
+        context! {
+            section => "orders",
+            order => Value::from_serialize(&order),
+            next,
+            cancellable,
+            me => s.principal.user_id.to_string(),
+            problem => problem.as_ref().map(Value::from_serialize),
+        },
+    ))
+}
+
+async fn detail(
+    State(app): State<App>,
+    viewer: Viewer,
+    s: SignedIn,
+    Path(id): Path<String>,
+) -> PageResult {
+    order_page(&app, &viewer, &s, order_id(&id)?, None).await
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusForm {
+    #[serde(default)]
+    status: String,
+}
+
+/// A button of the order page: the status it posts, for the library to take
+/// or refuse.
+async fn set_status(
+    State(app): State<App>,
+    viewer: Viewer,
+    s: SignedIn,
+    Path(id): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> PageResult {
+    let id = order_id(&id)?;
+    let moved = match status_param(&f.status) {
+        Ok(Some(to)) => app.market.set_order_status(&s.principal, id, to).await,
+        Ok(None) => Err(Error::invalid("status", "required", "choose a status")),
+        Err(PageError(p)) => return order_page(&app, &viewer, &s, id, Some(p)).await,
+    };
+    match moved {
+        Ok(order) => Ok(SeeOther::to(format!("/seller/orders/{id}"))
+            .flash(match order.status {
+                OrderStatus::Cancelled => {
+                    "The order is cancelled; its stock is back on sale.".to_owned()
+                }
+                s => format!("The order is now {}.", s.as_str().replace('_', " ")),
+            })
+            .into_response()),
+        Err(e) => {
+            let problem = form_problem(&e)?;
+            order_page(&app, &viewer, &s, id, Some(problem)).await
+        }
+    }
+}
