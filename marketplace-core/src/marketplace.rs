@@ -280,15 +280,7 @@ impl<S: Storage> Marketplace<S> {
 
     /// Refuses callers without `role`.
     pub(crate) fn require(&self, who: &Principal, role: Role) -> Result<()> {
-        if who.role == role {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(match role {
-                Role::Buyer => "only buyers may do this",
-                Role::Seller => "only sellers may do this",
-                Role::Admin => "only admins may do this",
-            }))
-        }
+        who.require(role)
     }
 
     /// Clamps a requested page size to `1..=max_page` (default 20).

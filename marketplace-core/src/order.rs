@@ -91,6 +91,22 @@ impl OrderStatus {
     }
 }
 
+impl OrderStatus {
+    /// Whether an account of `role` may move an order from this status to
+    /// `to`: a buyer cancels a pending order or asks to return a delivered
+    /// one; a seller (or an admin) takes it one step forward, cancels it while
+    /// pending or accepted, and completes a requested return. The rule
+    /// [`Marketplace::set_order_status`] and the buyer's cancel and return
+    /// apply, for a host to offer only the buttons that can succeed.
+    pub fn can_move(self, role: Role, to: OrderStatus) -> bool {
+        let actor = match role {
+            Role::Buyer => Actor::Buyer,
+            _ => Actor::Seller,
+        };
+        allowed(actor, self, to)
+    }
+}
+
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -396,14 +412,9 @@ impl<S: Storage> Marketplace<S> {
     }
 
     async fn move_order(&self, who: &Principal, id: OrderId, to: OrderStatus) -> Result<Order> {
-        let actor = if who.role == Role::Buyer {
-            Actor::Buyer
-        } else {
-            Actor::Seller
-        };
         loop {
             let order = self.order(who, id).await?;
-            if !allowed(actor, order.status, to) {
+            if !order.status.can_move(who.role, to) {
                 return Err(Error::InvalidTransition {
                     from: order.status,
                     to,

@@ -123,6 +123,21 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Refuses anyone but an account of `role` ([`Forbidden`](crate::Error::Forbidden), in the
+    /// words every refusal of a role uses). The library checks it on every
+    /// call; a host checks it too only to refuse a whole page or screen early.
+    pub fn require(&self, role: Role) -> crate::Result<()> {
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(crate::Error::Forbidden(match role {
+                Role::Buyer => "only buyers may do this",
+                Role::Seller => "only sellers may do this",
+                Role::Admin => "only admins may do this",
+            }))
+        }
+    }
+
     /// The marketplace's operator: whoever runs a bootstrap tool with the
     /// store's own settings in hand (a command line such as
     /// `marketplace-admin`), acting with an admin's authority and no account

@@ -19,11 +19,13 @@
 //! - [`media`]: the [`image_store`], a local folder;
 //! - [`market`]: [`build`], the marketplace assembled from all of the above,
 //!   with the configured first admin ([`bootstrap_admin`]);
+//! - [`status`]: [`status_of`], the HTTP status of each kind of refusal, for
+//!   every host that speaks HTTP;
 //! - [`worker`]: the mail [`Worker`] and [`Host::run`], which runs a host's
 //!   server beside it until a shutdown future completes, then lets the server
 //!   drain and the worker release its claims.
 //!
-//! It knows no HTTP types: the listen address, CORS origins and body limit are
+//! It knows no web framework (only the `http` crate's status codes): the listen address, CORS origins and body limit are
 //! settings like the others (plain data every HTTP host reads from the same
 //! variables), applied by each host with its own framework.
 //!
@@ -48,6 +50,7 @@ pub mod market;
 pub mod media;
 pub mod secret;
 pub mod settings;
+pub mod status;
 pub mod store;
 pub mod worker;
 
@@ -57,5 +60,6 @@ pub use market::{Host, Market, bootstrap_admin, build};
 pub use media::image_store;
 pub use secret::jwt_secret;
 pub use settings::{Cors, Settings};
+pub use status::status_of;
 pub use store::{open_storage, redact_url, sqlite_file};
 pub use worker::{Shutdown, Worker};

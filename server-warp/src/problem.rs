@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use http::StatusCode;
-use marketplace_core::{Error, ErrorKind, FieldError, ShortItem};
+use marketplace_core::{Error, FieldError, ShortItem};
 use serde::Serialize;
 use utoipa::ToSchema;
 use warp::Rejection;
@@ -106,23 +106,10 @@ impl ApiError {
     }
 }
 
-/// The status a core error answers with: the one place errors become statuses,
-/// one match on the kind core gives it.
+/// The status a core error answers with: its kind's, as every HTTP host maps it
+/// ([`marketplace_host::status_of`]).
 pub fn status_of(e: &Error) -> StatusCode {
-    match e.kind() {
-        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::Malformed | ErrorKind::InvalidToken => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        // Internal, and any kind a newer core adds before this host knows it.
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    marketplace_host::status_of(e.kind())
 }
 
 impl From<Error> for ApiError {

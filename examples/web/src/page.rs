@@ -185,23 +185,8 @@ impl Problem {
     }
 }
 
-/// The status a page answers for `kind`: the one place a core refusal becomes
-/// a status here.
-pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::Malformed | ErrorKind::InvalidToken => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
+/// The status a page answers for `kind`: the same as the REST API's.
+pub use marketplace_host::status_of;
 
 impl From<&Error> for Problem {
     fn from(e: &Error) -> Problem {
@@ -468,16 +453,9 @@ where
 /// whose pages also show what the library lets anyone read (the catalog, the
 /// categories); every change they make is still the library's to refuse.
 pub fn require_role(viewer: &Viewer, role: marketplace_core::Role) -> Result<(), PageError> {
-    use marketplace_core::Role;
     match viewer.principal() {
         None => Err(Error::Unauthenticated.into()),
-        Some(p) if p.role == role => Ok(()),
-        Some(_) => Err(Error::Forbidden(match role {
-            Role::Buyer => "only buyers may do this",
-            Role::Seller => "only sellers may do this",
-            Role::Admin => "only admins may do this",
-        })
-        .into()),
+        Some(p) => Ok(p.require(role)?),
     }
 }
 

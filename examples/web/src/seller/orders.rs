@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{Error, OrderId, OrderListQuery, OrderStatus};
+use marketplace_core::{Error, OrderId, OrderListQuery, OrderStatus, Role};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
@@ -100,10 +100,14 @@ async fn order_page(
     problem: Option<Problem>,
 ) -> PageResult {
     let order = app.market.seller_order(&s.principal, id).await?;
-    let next = order.status.next().map(|n| n.as_str());
-    // Which button to offer, not whether it works: the library judges the
-    // status the button posts.
-    let cancellable = matches!(order.status, OrderStatus::Pending | OrderStatus::Accepted);
+    // Which buttons to offer, by the library's rule; the library still judges
+    // the status a button posts.
+    let next = order
+        .status
+        .next()
+        .filter(|n| order.status.can_move(Role::Seller, *n))
+        .map(|n| n.as_str());
+    let cancellable = order.status.can_move(Role::Seller, OrderStatus::Cancelled);
     let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status);
     Ok(render_with(
         app,

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{OrderId, OrderListQuery, OrderStatus};
+use marketplace_core::{OrderId, OrderListQuery, OrderStatus, Role};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
@@ -110,8 +110,8 @@ async fn show_order(
         "storefront/order.html",
         context! {
             // Offers, not rules: the library decides when the button is used.
-            can_cancel => order.status == OrderStatus::Pending,
-            can_return => order.status == OrderStatus::Delivered,
+            can_cancel => order.status.can_move(Role::Buyer, OrderStatus::Cancelled),
+            can_return => order.status.can_move(Role::Buyer, OrderStatus::ReturnRequested),
             order => Value::from_serialize(&order),
             problem => problem.as_ref().map(Value::from_serialize),
         },
