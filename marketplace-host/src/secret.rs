@@ -24,21 +24,53 @@ pub fn jwt_secret(settings: &Settings, secret_file: Option<&Path>) -> Result<Jwt
         return Err(Error::SecretRequired);
     }
     let generated = match secret_file {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
-            _ => {
-                let s = JwtSecret::generate();
-                write_private(path, &s).map_err(|source| Error::SecretFile {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                tracing::info!(path = %path.display(), "generated a development JWT secret");
-                s
-            }
-        },
+        Some(path) => development_secret(path).map_err(|source| Error::SecretFile {
+            path: path.to_owned(),
+            source,
+        })?,
         None => JwtSecret::generate(),
     };
     JwtSecret::new(generated.into_bytes()).map_err(Error::Secret)
+}
+
+/// The development secret kept at `path`, generated there when absent. Hosts
+/// started together on one SQLite file (the REST server, the storefront, the
+/// command line) agree on it: the secret is written whole to a file of its own
+/// and linked into place only if no other process got there first, so a
+/// reader never sees a half-written secret and the first writer wins.
+fn development_secret(path: &Path) -> std::io::Result<String> {
+    let read = |path: &Path| match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    if let Some(s) = read(path)? {
+        return Ok(s);
+    }
+    let secret = JwtSecret::generate();
+    let mut draft = path.as_os_str().to_owned();
+    draft.push(format!(".{}.new", uuid::Uuid::new_v4().simple()));
+    let draft = std::path::PathBuf::from(draft);
+    write_private(&draft, &secret)?;
+    let linked = std::fs::hard_link(&draft, path);
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "generated a development JWT secret");
+            Ok(secret)
+        }
+        // Another host wrote it first, or an empty file (from an older
+        // version) sits there: use what is there, or replace the empty one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read(path)? {
+            Some(theirs) => Ok(theirs),
+            None => {
+                write_private(path, &secret)?;
+                Ok(secret)
+            }
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes a file only its owner can read.
@@ -81,6 +113,24 @@ mod tests {
         );
         assert!(jwt_secret(&Settings::default(), None).is_ok());
         assert!(jwt_secret(&with("JWT_SECRET", &"x".repeat(40)), None).is_ok());
+    }
+
+    #[test]
+    fn hosts_starting_together_agree_on_the_secret() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("marketplace.db.jwt-secret");
+            let secrets: Vec<String> = std::thread::scope(|s| {
+                let starts: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| development_secret(&file).unwrap()))
+                    .collect();
+                starts.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let kept = std::fs::read_to_string(&file).unwrap();
+            assert!(secrets.iter().all(|s| *s == kept), "{secrets:?} vs {kept}");
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(left.len(), 1, "drafts are removed");
+        }
     }
 
     #[test]
