@@ -62,4 +62,4 @@ pub use secret::jwt_secret;
 pub use settings::{Cors, Settings};
 pub use status::status_of;
 pub use store::{open_storage, redact_url, sqlite_file};
-pub use worker::{Shutdown, Worker};
+pub use worker::{Shutdown, Worker, shutdown_signal};

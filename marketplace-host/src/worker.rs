@@ -56,6 +56,37 @@ impl Shutdown {
     }
 }
 
+/// Completes when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix,
+/// SIGTERM (what a service manager or a container runtime sends). What a host
+/// binary hands to [`Host::run`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
 /// The outbox worker of this process, delivering mail in the background.
 #[derive(Debug)]
 pub struct Worker {

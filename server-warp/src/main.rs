@@ -51,34 +51,6 @@ enum SellerCommand {
     },
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown signal received");
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -92,7 +64,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => server_warp::run(settings, shutdown_signal()).await,
+        Command::Serve => server_warp::run(settings, marketplace_host::shutdown_signal()).await,
         Command::Admin {
             command: AdminCommand::Create { email, password },
         } => {
