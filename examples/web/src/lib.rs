@@ -29,6 +29,24 @@ use anyhow::{Context, Result};
 use axum::Router;
 use marketplace_host::{Market, Settings};
 
+/// The pages of `templates/{dir}/`, each named `{dir}/{name}.html`, compiled
+/// into the binary.
+macro_rules! templates {
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$((
+            concat!($dir, "/", $name, ".html"),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/templates/",
+                $dir,
+                "/",
+                $name,
+                ".html"
+            )),
+        )),*]
+    };
+}
+
 pub mod admin;
 pub mod media;
 pub mod page;

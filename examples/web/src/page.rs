@@ -391,6 +391,12 @@ mod tests {
     }
 
     #[test]
+    fn an_id_that_cannot_be_one_names_nothing() {
+        let e = path_id::<marketplace_core::ProductId>("nope", "product").err();
+        assert_eq!(e.map(|PageError(p)| p.status), Some(StatusCode::NOT_FOUND));
+    }
+
+    #[test]
     fn money_reads_in_its_currency() {
         let v = Value::from_serialize(Money::new(1250, marketplace_core::Currency::USD));
         assert_eq!(money(v).ok().as_deref(), Some("12.50 USD"));
@@ -480,13 +486,85 @@ where
     }
 }
 
-/// The problem a refused form is shown again with, or, when there is no form
-/// to show again (a failure of ours, a login that ended), the page for it.
-pub fn form_problem(e: &Error) -> Result<Problem, PageError> {
+/// Which refusals a form is shown again with, beside it; any other refusal is
+/// the page's own answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fixable {
+    /// What the person can fix there: a field, a conflict with the state, too
+    /// many attempts. A missing login, a page that is not theirs or a failure
+    /// of ours is the page's own answer (the storefront's forms).
+    OnTheForm,
+    /// Every refusal but a failure of ours or a login that ended: a
+    /// dashboard's form shows "not found" or "you cannot" beside it too.
+    AllButOurs,
+}
+
+/// The problem a refused form is shown again with, or, when `which` says the
+/// form is not the place for it, the page for it.
+pub fn form_problem(e: &Error, which: Fixable) -> Result<Problem, PageError> {
     let problem = Problem::from(e);
-    if problem.status.is_server_error() || problem.kind == Some(ErrorKind::Unauthenticated) {
-        Err(PageError(problem))
-    } else {
+    let beside_form = match which {
+        Fixable::OnTheForm => matches!(
+            problem.kind,
+            Some(
+                ErrorKind::Invalid
+                    | ErrorKind::Malformed
+                    | ErrorKind::Conflict
+                    | ErrorKind::RateLimited
+            )
+        ),
+        Fixable::AllButOurs => {
+            !problem.status.is_server_error() && problem.kind != Some(ErrorKind::Unauthenticated)
+        }
+    };
+    if beside_form {
         Ok(problem)
+    } else {
+        Err(PageError(problem))
+    }
+}
+
+/// The id in a page's path (or a form's id field); one that cannot be an id
+/// names nothing, like an id nobody has (`what` is the library's own word:
+/// `product`, `order`...).
+pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, PageError> {
+    raw.parse()
+        .map_err(|_| PageError::from(Error::NotFound(what)))
+}
+
+/// The query of a list filtered by status and paged by cursor:
+/// `?status=…&cursor=…`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StatusQuery {
+    /// The status picked; blank is every status.
+    #[serde(default)]
+    pub status: String,
+    /// Where the page starts; none or blank is the first page.
+    pub cursor: Option<String>,
+}
+
+impl StatusQuery {
+    /// Where the page starts, `None` on the first page.
+    pub fn cursor(&self) -> Option<String> {
+        self.cursor.clone().filter(|c| !c.is_empty())
+    }
+}
+
+/// A status as a form or a link names it (`?status=…`): blank is none, and
+/// one `parse` does not know is refused as `what` (`an order status`).
+pub fn status_param<S>(
+    raw: &str,
+    parse: impl FnOnce(&str) -> Option<S>,
+    what: &str,
+) -> Result<Option<S>, PageError> {
+    match raw.trim() {
+        "" => Ok(None),
+        s => parse(s).map(Some).ok_or_else(|| {
+            PageError::from(Error::invalid(
+                "status",
+                "invalid",
+                format!("“{s}” is not {what}"),
+            ))
+        }),
     }
 }

@@ -11,44 +11,26 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use marketplace_core::{
-    AddressInput, CatalogQuery, CheckoutRequest, HashCost, IdempotencyKey, MailError, Mailer,
-    Money, NewAccount, NewProduct, OrderStatus, OutboxMessage, OutboxStatus, OutboxWorker,
-    Principal, Role, User,
+    AddressInput, CatalogQuery, CheckoutRequest, IdempotencyKey, MailError, Mailer, Money,
+    NewAccount, NewProduct, OrderStatus, OutboxMessage, OutboxStatus, OutboxWorker, Principal,
+    ProductView, Role, User,
 };
-use marketplace_host::{Market, Settings};
+use marketplace_host::Market;
 
 const ADMIN_EMAIL: &str = "root@example.com";
 const PASSWORD: &str = "a long passphrase";
 
-/// The web host on a port of its own, over a fresh memory store.
-struct Site {
-    base: String,
-    market: Market,
-    _media: tempfile::TempDir,
-}
+mod support;
+use support::Site;
 
+/// The web host, with an admin to sign in as and its own address as the
+/// public one (the links in its mail point back to it).
 async fn start() -> Site {
-    let media = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut settings = Settings::default();
-    settings.database_url = "memory:".into();
-    settings.hash_cost = HashCost::FAST_INSECURE;
-    settings.media_dir = media.path().to_owned();
-    settings.bootstrap_admin = Some((ADMIN_EMAIL.into(), PASSWORD.into()));
-    settings.public_url = Some(format!("http://{addr}"));
-    let host = marketplace_host::build(&settings).await.unwrap();
-    let app = marketplace_web::App::new(host.market.clone(), settings.max_body);
-    tokio::spawn(async move {
-        axum::serve(listener, marketplace_web::router(app))
-            .await
-            .unwrap();
-    });
-    Site {
-        base: format!("http://{addr}"),
-        market: host.market,
-        _media: media,
-    }
+    support::start(|settings, base| {
+        settings.bootstrap_admin = Some((ADMIN_EMAIL.into(), PASSWORD.into()));
+        settings.public_url = Some(base.to_owned());
+    })
+    .await
 }
 
 /// A page as the browser ended up on it (after redirects).
@@ -153,8 +135,7 @@ impl Browser {
 }
 
 async fn principal(market: &Market, email: &str) -> Principal {
-    let pair = market.login(email, PASSWORD, None).await.unwrap();
-    market.authenticate(&pair.access_token).await.unwrap()
+    support::principal(market, email, PASSWORD).await
 }
 
 async fn seller(site: &Site, email: &str, store: &str, verified: bool) -> User {
@@ -200,6 +181,19 @@ fn lamp(market: &Market, price: i64) -> NewProduct {
         discount: None,
         active: Some(true),
     }
+}
+
+/// The verified Lamp Shop (`shop@example.com`), signed in through the library,
+/// with a lamp listed at 9.00.
+async fn lamp_shop(site: &Site) -> (User, Principal, ProductView) {
+    let user = seller(site, "shop@example.com", "Lamp Shop", true).await;
+    let who = principal(&site.market, "shop@example.com").await;
+    let product = site
+        .market
+        .create_product(&who, lamp(&site.market, 900))
+        .await
+        .unwrap();
+    (user, who, product)
 }
 
 /// `text` as the templates write it into HTML.
@@ -280,13 +274,7 @@ async fn an_admin_verifies_a_pending_seller_and_the_seller_dashboard_says_so() {
 #[tokio::test]
 async fn a_rejected_sellers_products_cannot_be_bought() {
     let site = start().await;
-    let shop = seller(&site, "shop@example.com", "Lamp Shop", true).await;
-    let who = principal(&site.market, "shop@example.com").await;
-    let product = site
-        .market
-        .create_product(&who, lamp(&site.market, 900))
-        .await
-        .unwrap();
+    let (shop, _, product) = lamp_shop(&site).await;
     site.market.product(product.id).await.unwrap();
 
     let admin = Browser::sign_in(&site, ADMIN_EMAIL).await;
@@ -481,13 +469,7 @@ async fn a_pending_seller_is_told_why_the_product_is_not_saved() {
 #[tokio::test]
 async fn an_uploaded_image_is_added_and_served() {
     let site = start().await;
-    seller(&site, "shop@example.com", "Lamp Shop", true).await;
-    let who = principal(&site.market, "shop@example.com").await;
-    let product = site
-        .market
-        .create_product(&who, lamp(&site.market, 900))
-        .await
-        .unwrap();
+    let (_, who, product) = lamp_shop(&site).await;
     let b = Browser::sign_in(&site, "shop@example.com").await;
     let edit = format!("/seller/products/{}", product.id);
     let page = b.get(&edit).await;
@@ -569,13 +551,7 @@ async fn an_uploaded_image_is_added_and_served() {
 #[tokio::test]
 async fn a_seller_moves_an_order_one_step_at_a_time() {
     let site = start().await;
-    seller(&site, "shop@example.com", "Lamp Shop", true).await;
-    let shop = principal(&site.market, "shop@example.com").await;
-    let product = site
-        .market
-        .create_product(&shop, lamp(&site.market, 900))
-        .await
-        .unwrap();
+    let (_, shop, product) = lamp_shop(&site).await;
     buyer(&site, "ada@example.com").await;
     let ada = principal(&site.market, "ada@example.com").await;
     let address = site
@@ -779,13 +755,7 @@ async fn an_admin_finds_an_account_by_email_and_deactivates_it() {
 #[tokio::test]
 async fn an_admin_takes_a_product_out_of_the_shop_and_puts_it_back() {
     let site = start().await;
-    seller(&site, "shop@example.com", "Lamp Shop", true).await;
-    let shop = principal(&site.market, "shop@example.com").await;
-    let product = site
-        .market
-        .create_product(&shop, lamp(&site.market, 900))
-        .await
-        .unwrap();
+    let (_, _, product) = lamp_shop(&site).await;
     let admin = Browser::sign_in(&site, ADMIN_EMAIL).await;
     let off = admin
         .submit(

@@ -7,37 +7,17 @@
 
 use std::sync::Arc;
 
-use marketplace_core::{Category, HashCost, NewAccount, Principal, ProductId, ProductUpdate, Role};
-use marketplace_host::{Market, Settings};
+use marketplace_core::{Category, NewAccount, Principal, ProductId, ProductUpdate, Role};
+use marketplace_host::Market;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{StatusCode, Url, redirect};
 
-struct Shop {
-    base: String,
-    market: Market,
-    _dir: tempfile::TempDir,
-}
+mod support;
+use support::{Site as Shop, principal};
 
+/// The web host, its media in a directory it makes itself.
 async fn shop() -> Shop {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::default();
-    settings.database_url = "memory:".into();
-    settings.hash_cost = HashCost::FAST_INSECURE;
-    settings.media_dir = dir.path().join("media");
-    let host = marketplace_host::build(&settings).await.unwrap();
-    let app = marketplace_web::App::new(host.market.clone(), settings.max_body);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, marketplace_web::router(app))
-            .await
-            .unwrap();
-    });
-    Shop {
-        base,
-        market: host.market,
-        _dir: dir,
-    }
+    support::start(|settings, _| settings.media_dir = settings.media_dir.join("media")).await
 }
 
 /// A browser: a cookie jar, redirects followed.
@@ -147,6 +127,15 @@ impl Browser {
         self.send(path, &all).await
     }
 
+    /// Adds `quantity` of `product` to the cart, as the product page's form does.
+    async fn add_to_cart(&self, product: ProductId, quantity: &str) -> Page {
+        self.post(
+            "/cart/items",
+            &[("product_id", &product.to_string()), ("quantity", quantity)],
+        )
+        .await
+    }
+
     /// The value of this browser's cookie `name`.
     fn cookie(&self, name: &str) -> Option<String> {
         let url: Url = self.base.parse().unwrap();
@@ -178,11 +167,6 @@ impl Browser {
 }
 
 const PASSWORD: &str = "a buyer's password";
-
-async fn principal(market: &Market, email: &str, password: &str) -> Principal {
-    let pair = market.login(email, password, None).await.unwrap();
-    market.authenticate(&pair.access_token).await.unwrap()
-}
 
 /// A verified seller.
 async fn seller(market: &Market, email: &str, store: &str) -> Principal {
@@ -367,20 +351,10 @@ async fn a_cart_of_two_sellers_checks_out_into_two_orders_once() {
     .await;
     let buyer = Browser::sign_up(&shop, "ann@example.com").await;
 
-    let added = buyer
-        .post(
-            "/cart/items",
-            &[("product_id", &mug.to_string()), ("quantity", "2")],
-        )
-        .await;
+    let added = buyer.add_to_cart(mug, "2").await;
     assert_eq!(added.at, "/cart");
     assert!(added.has("Added 2 × “Blue mug” to your cart."));
-    buyer
-        .post(
-            "/cart/items",
-            &[("product_id", &scarf.to_string()), ("quantity", "1")],
-        )
-        .await;
+    buyer.add_to_cart(scarf, "1").await;
 
     let cart = buyer.get("/cart").await;
     let groups: Vec<&str> = cart.html.split("class=\"seller-group\"").skip(1).collect();
@@ -461,12 +435,7 @@ async fn a_short_item_shows_checkout_again_and_changes_nothing() {
         .await;
     assert_eq!(saved.at, "/account");
     assert!(saved.has("1 Main Street"));
-    buyer
-        .post(
-            "/cart/items",
-            &[("product_id", &mug.to_string()), ("quantity", "3")],
-        )
-        .await;
+    buyer.add_to_cart(mug, "3").await;
     // Someone else bought two meanwhile.
     m.update_product(
         &s,
@@ -550,11 +519,7 @@ async fn a_buyer_cannot_open_another_buyers_order() {
     let s = seller(m, "mugs@example.com", "Mugs & Co").await;
     let mug = product(m, &s, "Blue mug", 1250, 3, no_json()).await;
     let ann = Browser::sign_up(&shop, "ann@example.com").await;
-    ann.post(
-        "/cart/items",
-        &[("product_id", &mug.to_string()), ("quantity", "1")],
-    )
-    .await;
+    ann.add_to_cart(mug, "1").await;
     let key = hidden(&ann.get("/checkout").await.html, "idempotency_key");
     ann.post("/checkout", &new_address(&key)).await;
     let me = principal(m, "ann@example.com", PASSWORD).await;

@@ -6,13 +6,15 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{Error, SellerListQuery, SellerStatus, UserId};
+use marketplace_core::{SellerListQuery, SellerStatus, UserId};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
+use super::Back;
 use crate::App;
 use crate::page::{
-    Form, PageError, PageResult, Query, SeeOther, form_problem, local_path, render, render_with,
+    Fixable, Form, PageResult, Query, SeeOther, StatusQuery, form_problem, path_id, render,
+    render_with, status_param,
 };
 use crate::session::{SignedIn, Viewer};
 
@@ -27,31 +29,15 @@ pub fn routes() -> Router<App> {
         .route("/admin/users/{id}/activate", post(activate))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct SellersQuery {
-    #[serde(default)]
-    status: String,
-    cursor: Option<String>,
-}
-
 /// `/admin/sellers?status=…`: sellers by id, with their decisions.
 async fn sellers(
     State(app): State<App>,
     viewer: Viewer,
     s: SignedIn,
-    Query(q): Query<SellersQuery>,
+    Query(q): Query<StatusQuery>,
 ) -> PageResult {
-    let status = match q.status.trim() {
-        "" => None,
-        raw => Some(SellerStatus::parse(raw).ok_or_else(|| {
-            PageError::from(Error::invalid(
-                "status",
-                "invalid",
-                format!("“{raw}” is not a seller status"),
-            ))
-        })?),
-    };
-    let cursor = q.cursor.filter(|c| !c.is_empty());
+    let status = status_param(&q.status, SellerStatus::parse, "a seller status")?;
+    let cursor = q.cursor();
     let page = app
         .market
         .sellers(
@@ -86,19 +72,8 @@ async fn sellers(
     ))
 }
 
-/// The page an action's form came from, to go back to.
-#[derive(Debug, Default, Deserialize)]
-struct Back {
-    next: Option<String>,
-}
-
-fn user_id(raw: &str, what: &'static str) -> Result<UserId, PageError> {
-    raw.parse()
-        .map_err(|_| PageError::from(Error::NotFound(what)))
-}
-
 async fn decide(app: &App, s: &SignedIn, id: &str, back: &Back, verified: bool) -> PageResult {
-    let id = user_id(id, "seller")?;
+    let id: UserId = path_id(id, "seller")?;
     let seller = app.market.decide_seller(&s.principal, id, verified).await?;
     let message = if verified {
         format!(
@@ -111,11 +86,9 @@ async fn decide(app: &App, s: &SignedIn, id: &str, back: &Back, verified: bool) 
             seller.store_name
         )
     };
-    Ok(
-        SeeOther::to(local_path(back.next.as_deref(), "/admin/sellers"))
-            .flash(message)
-            .into_response(),
-    )
+    Ok(SeeOther::to(back.to("/admin/sellers"))
+        .flash(message)
+        .into_response())
 }
 
 async fn verify(
@@ -166,7 +139,7 @@ async fn users(
             context! { section => "users", email, user => Value::from_serialize(&user) },
         )),
         Err(e) => {
-            let problem = form_problem(&e)?;
+            let problem = form_problem(&e, Fixable::AllButOurs)?;
             Ok(render_with(
                 &app,
                 &viewer,
@@ -179,18 +152,16 @@ async fn users(
 }
 
 async fn set_active(app: &App, s: &SignedIn, id: &str, back: &Back, active: bool) -> PageResult {
-    let id = user_id(id, "user")?;
+    let id: UserId = path_id(id, "user")?;
     app.market.set_user_active(&s.principal, id, active).await?;
     let message = if active {
         "The account is active again: it can sign in, and a seller's products are back in the shop."
     } else {
         "The account is deactivated: every login of it has ended, it cannot sign in, and a seller's products are out of the shop."
     };
-    Ok(
-        SeeOther::to(local_path(back.next.as_deref(), "/admin/users"))
-            .flash(message)
-            .into_response(),
-    )
+    Ok(SeeOther::to(back.to("/admin/users"))
+        .flash(message)
+        .into_response())
 }
 
 async fn deactivate(

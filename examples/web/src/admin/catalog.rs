@@ -11,9 +11,10 @@ use marketplace_core::{CatalogQuery, CategoryId, Error, ProductId};
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
+use super::Back;
 use crate::App;
 use crate::page::{
-    Form, PageError, PageResult, Problem, Query, SeeOther, form_problem, local_path, render_with,
+    Fixable, Form, PageResult, Problem, Query, SeeOther, form_problem, path_id, render_with,
 };
 use crate::session::{SignedIn, Viewer};
 
@@ -80,24 +81,17 @@ async fn products(
     products_page(&app, &viewer, &q, "", None).await
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct Back {
-    next: Option<String>,
-}
-
 async fn deactivate(
     State(app): State<App>,
     s: SignedIn,
     Path(id): Path<String>,
     Form(back): Form<Back>,
 ) -> PageResult {
-    let id: ProductId = id
-        .parse()
-        .map_err(|_| PageError::from(Error::NotFound("product")))?;
+    let id: ProductId = path_id(&id, "product")?;
     app.market
         .set_product_blocked(&s.principal, id, true)
         .await?;
-    Ok(SeeOther::to(local_path(back.next.as_deref(), "/admin/products"))
+    Ok(SeeOther::to(back.to("/admin/products"))
         .flash(format!(
             "The product is deactivated: it is out of the shop and cannot be bought. To put it back, reactivate product {id}."
         ))
@@ -138,7 +132,7 @@ async fn reactivate(
             ))
             .into_response()),
         Err(e) => {
-            let problem = form_problem(&e)?;
+            let problem = form_problem(&e, Fixable::AllButOurs)?;
             products_page(&app, &viewer, &ProductsQuery::default(), raw, Some(problem)).await
         }
     }
@@ -184,11 +178,6 @@ struct NameForm {
     name: String,
 }
 
-fn category_id(raw: &str) -> Result<CategoryId, PageError> {
-    raw.parse()
-        .map_err(|_| PageError::from(Error::NotFound("category")))
-}
-
 async fn create_category(
     State(app): State<App>,
     viewer: Viewer,
@@ -200,7 +189,7 @@ async fn create_category(
             .flash(format!("The category “{}” is created.", c.name))
             .into_response()),
         Err(e) => {
-            let problem = form_problem(&e)?;
+            let problem = form_problem(&e, Fixable::AllButOurs)?;
             categories_page(&app, &viewer, &f.name, Some(problem), None).await
         }
     }
@@ -213,13 +202,13 @@ async fn rename_category(
     Path(id): Path<String>,
     Form(f): Form<NameForm>,
 ) -> PageResult {
-    let id = category_id(&id)?;
+    let id: CategoryId = path_id(&id, "category")?;
     match app.market.rename_category(&s.principal, id, &f.name).await {
         Ok(c) => Ok(SeeOther::to("/admin/categories")
             .flash(format!("The category is renamed “{}”.", c.name))
             .into_response()),
         Err(e) => {
-            let problem = form_problem(&e)?;
+            let problem = form_problem(&e, Fixable::AllButOurs)?;
             categories_page(&app, &viewer, "", None, Some(problem)).await
         }
     }
@@ -231,13 +220,13 @@ async fn delete_category(
     s: SignedIn,
     Path(id): Path<String>,
 ) -> PageResult {
-    let id = category_id(&id)?;
+    let id: CategoryId = path_id(&id, "category")?;
     match app.market.delete_category(&s.principal, id).await {
         Ok(()) => Ok(SeeOther::to("/admin/categories")
             .flash("The category is deleted.")
             .into_response()),
         Err(e) => {
-            let problem = form_problem(&e)?;
+            let problem = form_problem(&e, Fixable::AllButOurs)?;
             categories_page(&app, &viewer, "", None, Some(problem)).await
         }
     }

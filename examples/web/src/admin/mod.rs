@@ -26,36 +26,22 @@ pub mod accounts;
 pub mod catalog;
 pub mod outbox;
 
+/// The page an action's form came from, to go back to.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Back {
+    next: Option<String>,
+}
+
+impl Back {
+    /// Where to go after the action: the page it came from, or `fallback`.
+    fn to<'a>(&'a self, fallback: &'a str) -> &'a str {
+        page::local_path(self.next.as_deref(), fallback)
+    }
+}
+
 /// The admin dashboard's templates.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "admin/nav.html",
-        include_str!("../../templates/admin/nav.html"),
-    ),
-    (
-        "admin/home.html",
-        include_str!("../../templates/admin/home.html"),
-    ),
-    (
-        "admin/sellers.html",
-        include_str!("../../templates/admin/sellers.html"),
-    ),
-    (
-        "admin/users.html",
-        include_str!("../../templates/admin/users.html"),
-    ),
-    (
-        "admin/products.html",
-        include_str!("../../templates/admin/products.html"),
-    ),
-    (
-        "admin/categories.html",
-        include_str!("../../templates/admin/categories.html"),
-    ),
-    (
-        "admin/outbox.html",
-        include_str!("../../templates/admin/outbox.html"),
-    ),
+pub const TEMPLATES: &[(&str, &str)] = templates![
+    "admin": "layout", "home", "sellers", "users", "products", "categories", "outbox",
 ];
 
 /// Counts on the overview stop here ("1000+").

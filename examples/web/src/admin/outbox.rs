@@ -5,12 +5,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{Error, MessageId, OutboxStatus};
+use marketplace_core::{MessageId, OutboxStatus};
 use minijinja::{Value, context};
-use serde::Deserialize;
 
+use super::Back;
 use crate::App;
-use crate::page::{Form, PageError, PageResult, Query, SeeOther, local_path, render};
+use crate::page::{Form, PageResult, Query, SeeOther, StatusQuery, path_id, render, status_param};
 use crate::session::{SignedIn, Viewer};
 
 /// The outbox pages.
@@ -20,31 +20,15 @@ pub fn routes() -> Router<App> {
         .route("/admin/outbox/{id}/retry", post(retry))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    status: String,
-    cursor: Option<String>,
-}
-
 /// `/admin/outbox?status=…`: messages, newest first.
 async fn list(
     State(app): State<App>,
     viewer: Viewer,
     s: SignedIn,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<StatusQuery>,
 ) -> PageResult {
-    let status = match q.status.trim() {
-        "" => None,
-        raw => Some(OutboxStatus::parse(raw).ok_or_else(|| {
-            PageError::from(Error::invalid(
-                "status",
-                "invalid",
-                format!("“{raw}” is not a delivery state"),
-            ))
-        })?),
-    };
-    let cursor = q.cursor.filter(|c| !c.is_empty());
+    let status = status_param(&q.status, OutboxStatus::parse, "a delivery state")?;
+    let cursor = q.cursor();
     let page = app
         .market
         .outbox(&s.principal, status, cursor.as_deref(), None)
@@ -72,28 +56,18 @@ async fn list(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct Back {
-    next: Option<String>,
-}
-
 async fn retry(
     State(app): State<App>,
     s: SignedIn,
     Path(id): Path<String>,
     Form(back): Form<Back>,
 ) -> PageResult {
-    let id: MessageId = id
-        .parse()
-        .map_err(|_| PageError::from(Error::NotFound("message")))?;
+    let id: MessageId = path_id(&id, "message")?;
     let message = app.market.retry_message(&s.principal, id).await?;
-    Ok(SeeOther::to(local_path(
-        back.next.as_deref(),
-        "/admin/outbox?status=dead",
-    ))
-    .flash(format!(
-        "The message to {} is queued again; the mail worker sends it shortly.",
-        message.recipient
-    ))
-    .into_response())
+    Ok(SeeOther::to(back.to("/admin/outbox?status=dead"))
+        .flash(format!(
+            "The message to {} is queued again; the mail worker sends it shortly.",
+            message.recipient
+        ))
+        .into_response())
 }

@@ -26,35 +26,8 @@ pub mod orders;
 pub mod products;
 
 /// The seller dashboard's templates.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "seller/nav.html",
-        include_str!("../../templates/seller/nav.html"),
-    ),
-    (
-        "seller/home.html",
-        include_str!("../../templates/seller/home.html"),
-    ),
-    (
-        "seller/products.html",
-        include_str!("../../templates/seller/products.html"),
-    ),
-    (
-        "seller/product.html",
-        include_str!("../../templates/seller/product.html"),
-    ),
-    (
-        "seller/archive.html",
-        include_str!("../../templates/seller/archive.html"),
-    ),
-    (
-        "seller/orders.html",
-        include_str!("../../templates/seller/orders.html"),
-    ),
-    (
-        "seller/order.html",
-        include_str!("../../templates/seller/order.html"),
-    ),
+pub const TEMPLATES: &[(&str, &str)] = templates![
+    "seller": "layout", "home", "products", "product", "archive", "orders", "order",
 ];
 
 /// Counts on the overview stop here ("1000+").

@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 use crate::App;
 use crate::page::{
-    Form, PageError, PageResult, Problem, Query, SeeOther, form_problem, render_with,
+    Fixable, Form, PageError, PageResult, Problem, Query, SeeOther, StatusQuery, form_problem,
+    path_id, render_with, status_param,
 };
 use crate::session::{SignedIn, Viewer};
 
@@ -28,25 +29,9 @@ pub fn routes() -> Router<App> {
         .route("/seller/orders/{id}/status", post(set_status))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    status: String,
-    cursor: Option<String>,
-}
-
 /// A status as a form or a link names it; blank is none.
-fn status_param(raw: &str) -> Result<Option<OrderStatus>, PageError> {
-    match raw.trim() {
-        "" => Ok(None),
-        s => OrderStatus::parse(s).map(Some).ok_or_else(|| {
-            PageError::from(Error::invalid(
-                "status",
-                "invalid",
-                format!("“{s}” is not an order status"),
-            ))
-        }),
-    }
+fn order_status(raw: &str) -> Result<Option<OrderStatus>, PageError> {
+    status_param(raw, OrderStatus::parse, "an order status")
 }
 
 /// `/seller/orders?status=…`: the store's orders, newest first.
@@ -54,10 +39,10 @@ async fn list(
     State(app): State<App>,
     viewer: Viewer,
     s: SignedIn,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<StatusQuery>,
 ) -> PageResult {
-    let status = status_param(&q.status)?;
-    let cursor = q.cursor.filter(|c| !c.is_empty());
+    let status = order_status(&q.status)?;
+    let cursor = q.cursor();
     let page = app
         .market
         .seller_orders(
@@ -84,11 +69,6 @@ async fn list(
             paged => cursor.is_some(),
         },
     ))
-}
-
-fn order_id(raw: &str) -> Result<OrderId, PageError> {
-    raw.parse()
-        .map_err(|_| PageError::from(Error::NotFound("order")))
 }
 
 /// One order, with the problem a button came back with.
@@ -131,7 +111,7 @@ async fn detail(
     s: SignedIn,
     Path(id): Path<String>,
 ) -> PageResult {
-    order_page(&app, &viewer, &s, order_id(&id)?, None).await
+    order_page(&app, &viewer, &s, path_id(&id, "order")?, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,8 +129,8 @@ async fn set_status(
     Path(id): Path<String>,
     Form(f): Form<StatusForm>,
 ) -> PageResult {
-    let id = order_id(&id)?;
-    let moved = match status_param(&f.status) {
+    let id: OrderId = path_id(&id, "order")?;
+    let moved = match order_status(&f.status) {
         Ok(Some(to)) => app.market.set_order_status(&s.principal, id, to).await,
         Ok(None) => Err(Error::invalid("status", "required", "choose a status")),
         Err(PageError(p)) => return order_page(&app, &viewer, &s, id, Some(p)).await,
@@ -165,7 +145,7 @@ async fn set_status(
             })
             .into_response()),
         Err(e) => {
-            let problem = form_problem(&e)?;
+            let problem = form_problem(&e, Fixable::AllButOurs)?;
             order_page(&app, &viewer, &s, id, Some(problem)).await
         }
     }

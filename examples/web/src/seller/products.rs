@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::App;
 use crate::page::{
-    Form, PageError, PageResult, Problem, Query, SeeOther, form_problem, render, render_with,
+    Fixable, Form, PageError, PageResult, Problem, Query, SeeOther, form_problem, path_id, render,
+    render_with,
 };
 use crate::session::{SignedIn, Viewer};
 
@@ -296,16 +297,11 @@ fn form_field(field: &str) -> &str {
 /// The problem a refused product form is shown again with, its fields named
 /// as the form names them.
 fn product_problem(e: &Error) -> Result<Problem, PageError> {
-    let mut problem = form_problem(e)?;
+    let mut problem = form_problem(e, Fixable::AllButOurs)?;
     for f in &mut problem.fields {
         f.field = form_field(&f.field).to_owned();
     }
     Ok(problem)
-}
-
-fn product_id(raw: &str) -> Result<ProductId, PageError> {
-    raw.parse()
-        .map_err(|_| PageError::from(Error::NotFound("product")))
 }
 
 /// The product page: the form (for `product`, or a new one), its images and
@@ -387,7 +383,7 @@ async fn edit_form(
 ) -> PageResult {
     let p = app
         .market
-        .my_product(&s.principal, product_id(&id)?)
+        .my_product(&s.principal, path_id(&id, "product")?)
         .await?;
     form_page(&app, &viewer, &s, Some(&p), &ProductForm::of(&p), None).await
 }
@@ -399,7 +395,7 @@ async fn update(
     Path(id): Path<String>,
     Form(f): Form<ProductForm>,
 ) -> PageResult {
-    let id = product_id(&id)?;
+    let id: ProductId = path_id(&id, "product")?;
     let updated = match f.read(app.market.config().currency) {
         Ok(p) => {
             let update = ProductUpdate {
@@ -438,7 +434,7 @@ async fn archive_confirm(
 ) -> PageResult {
     let p = app
         .market
-        .my_product(&s.principal, product_id(&id)?)
+        .my_product(&s.principal, path_id(&id, "product")?)
         .await?;
     Ok(render(
         &app,
@@ -449,7 +445,7 @@ async fn archive_confirm(
 }
 
 async fn archive(State(app): State<App>, s: SignedIn, Path(id): Path<String>) -> PageResult {
-    let id = product_id(&id)?;
+    let id: ProductId = path_id(&id, "product")?;
     let p = app.market.my_product(&s.principal, id).await?;
     app.market.archive_product(&s.principal, id).await?;
     Ok(SeeOther::to("/seller/products")
@@ -469,7 +465,7 @@ async fn upload(
     Path(id): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> PageResult {
-    let id = product_id(&id)?;
+    let id: ProductId = path_id(&id, "product")?;
     let uploaded = match read_image(&app, multipart).await {
         Ok(bytes) => app.market.upload_image(&s.principal, id, bytes).await,
         Err(e) => Err(e),

@@ -10,14 +10,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{Error, FieldError, ProductId};
+use marketplace_core::{CartView, Error, FieldError, ProductId};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
 use super::catalog::show_product;
-use super::{fixable, path_id};
 use crate::App;
-use crate::page::{Form, PageResult, Problem, SeeOther, render_with};
+use crate::page::{
+    Fixable, Form, PageResult, Problem, SeeOther, form_problem, path_id, render_with,
+};
 use crate::session::{SignedIn, Viewer};
 
 pub mod checkout;
@@ -80,6 +81,15 @@ pub(crate) fn quantity(text: &str) -> Result<u32, Problem> {
     )])))
 }
 
+/// The title of the product `id` as the cart lists it (blank when it does not).
+pub(crate) fn title_in(cart: &CartView, id: ProductId) -> String {
+    cart.sellers
+        .iter()
+        .flat_map(|g| &g.items)
+        .find(|l| l.product_id == id)
+        .map_or_else(String::new, |l| l.title.clone())
+}
+
 #[derive(Deserialize)]
 struct AddForm {
     #[serde(default)]
@@ -102,17 +112,12 @@ async fn add(
             .add_to_cart(&who.principal, id, n)
             .await
             .map(|cart| (n, cart))
-            .map_err(fixable),
+            .map_err(|e| form_problem(&e, Fixable::OnTheForm)),
         Err(problem) => Err(Ok(problem)),
     };
     match added {
         Ok((n, cart)) => {
-            let title = cart
-                .sellers
-                .iter()
-                .flat_map(|g| &g.items)
-                .find(|l| l.product_id == id)
-                .map_or_else(String::new, |l| l.title.clone());
+            let title = title_in(&cart, id);
             let units = if n == 1 {
                 "1 ×".to_owned()
             } else {
@@ -157,7 +162,7 @@ async fn set_quantity(
             .market
             .set_cart_quantity(&who.principal, id, n)
             .await
-            .map_err(fixable),
+            .map_err(|e| form_problem(&e, Fixable::OnTheForm)),
         Err(problem) => Err(Ok(problem)),
     };
     match changed {

@@ -18,9 +18,9 @@ use minijinja::{Value, context};
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
 
-use super::{blank, fixable, path_id, with_query};
+use super::{blank, with_query};
 use crate::App;
-use crate::page::{PageResult, Problem, Query, render_with};
+use crate::page::{Fixable, PageResult, Problem, Query, form_problem, path_id, render_with};
 use crate::session::Viewer;
 
 /// Products on one page of the catalog.
@@ -172,8 +172,12 @@ fn read_id<T: std::str::FromStr>(
 async fn browse(State(app): State<App>, viewer: Viewer, Query(f): Query<Filters>) -> PageResult {
     let categories = app.market.categories().await?;
     let found = match f.query(&app) {
-        Ok(q) => app.market.browse(q).await.map_err(fixable),
-        Err(e) => Err(fixable(e)),
+        Ok(q) => app
+            .market
+            .browse(q)
+            .await
+            .map_err(|e| form_problem(&e, Fixable::OnTheForm)),
+        Err(e) => Err(form_problem(&e, Fixable::OnTheForm)),
     };
     let (status, products, next_url, problem) = match found {
         Ok(page) => {

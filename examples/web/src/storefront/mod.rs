@@ -7,31 +7,20 @@
 //! - [`cart`]: the cart grouped by seller, the wishlist, and checkout;
 //! - [`orders`]: order history and detail, cancel and return.
 
-use std::str::FromStr;
-
 use axum::Router;
-use marketplace_core::{Address, AddressInput, Error, ErrorKind};
+use marketplace_core::{Address, AddressInput};
 use serde::{Deserialize, Serialize};
 
 use crate::App;
-use crate::page::{PageError, Problem};
 
 pub mod account;
 pub mod cart;
 pub mod catalog;
 pub mod orders;
 
-macro_rules! templates {
-    ($($name:literal),* $(,)?) => {
-        &[$((
-            concat!("storefront/", $name, ".html"),
-            include_str!(concat!("../../templates/storefront/", $name, ".html")),
-        )),*]
-    };
-}
-
 /// The storefront's templates.
 pub const TEMPLATES: &[(&str, &str)] = templates![
+    "storefront":
     "parts",
     "sign_in",
     "sign_up",
@@ -56,26 +45,6 @@ pub fn routes() -> Router<App> {
         .merge(catalog::routes())
         .merge(cart::routes())
         .merge(orders::routes())
-}
-
-/// The id in a page's path; one that cannot be an id names nothing, like an id
-/// nobody has (`what` is the library's own word: `product`, `order`...).
-pub(crate) fn path_id<T: FromStr>(raw: &str, what: &'static str) -> Result<T, PageError> {
-    raw.parse().map_err(|_| Error::NotFound(what).into())
-}
-
-/// The problem to show beside the form that caused it, when the person can fix
-/// it there (a field, a conflict with the state, too many attempts); any other
-/// refusal (a missing login, a page that is not theirs, a failure of ours) is
-/// the page's own answer.
-pub(crate) fn fixable(e: Error) -> Result<Problem, PageError> {
-    match e.kind() {
-        ErrorKind::Invalid
-        | ErrorKind::Malformed
-        | ErrorKind::Conflict
-        | ErrorKind::RateLimited => Ok(Problem::from(&e)),
-        _ => Err(e.into()),
-    }
 }
 
 /// `text` trimmed, or `None` when blank.
@@ -181,15 +150,6 @@ mod tests {
                 &[("q", "blue mug"), ("in_stock", ""), ("cursor", "a&b")]
             ),
             "/?q=blue+mug&cursor=a%26b"
-        );
-    }
-
-    #[test]
-    fn an_id_that_cannot_be_one_names_nothing() {
-        let e = path_id::<marketplace_core::ProductId>("nope", "product").err();
-        assert_eq!(
-            e.map(|PageError(p)| p.status),
-            Some(axum::http::StatusCode::NOT_FOUND)
         );
     }
 }

@@ -12,13 +12,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{OrderId, OrderListQuery, OrderStatus, Role};
+use marketplace_core::{Error, OrderId, OrderListQuery, OrderStatus, Role};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{blank, fixable, path_id, with_query};
+use super::{blank, with_query};
 use crate::App;
-use crate::page::{PageResult, Problem, Query, SeeOther, render_with};
+use crate::page::{
+    Fixable, PageResult, Problem, Query, SeeOther, form_problem, path_id, render_with,
+};
 use crate::session::{SignedIn, Viewer};
 
 /// Orders on one page of the history.
@@ -126,15 +128,16 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> PageResult {
     let id = path_id(&id, "order")?;
-    match app.market.cancel_order(&who.principal, id).await {
-        Ok(_) => Ok(SeeOther::to(format!("/orders/{id}"))
-            .flash("Your order is cancelled; nothing will be sent.")
-            .into_response()),
-        Err(e) => {
-            let problem = fixable(e)?;
-            show_order(&app, &viewer, &who, id, problem.status, Some(problem)).await
-        }
-    }
+    let done = app.market.cancel_order(&who.principal, id).await;
+    after_button(
+        &app,
+        &viewer,
+        &who,
+        id,
+        done,
+        "Your order is cancelled; nothing will be sent.",
+    )
+    .await
 }
 
 /// `POST /orders/{id}/return`.
@@ -145,13 +148,35 @@ async fn request_return(
     Path(id): Path<String>,
 ) -> PageResult {
     let id = path_id(&id, "order")?;
-    match app.market.request_return(&who.principal, id).await {
+    let done = app.market.request_return(&who.principal, id).await;
+    after_button(
+        &app,
+        &viewer,
+        &who,
+        id,
+        done,
+        "Your return is requested; the seller will tell you how to send it back.",
+    )
+    .await
+}
+
+/// The answer to an order page's button: back to the order with `flash` when
+/// the library `done` it, or the order again with the reason it refused.
+async fn after_button<T>(
+    app: &App,
+    viewer: &Viewer,
+    who: &SignedIn,
+    id: OrderId,
+    done: Result<T, Error>,
+    flash: &str,
+) -> PageResult {
+    match done {
         Ok(_) => Ok(SeeOther::to(format!("/orders/{id}"))
-            .flash("Your return is requested; the seller will tell you how to send it back.")
+            .flash(flash)
             .into_response()),
         Err(e) => {
-            let problem = fixable(e)?;
-            show_order(&app, &viewer, &who, id, problem.status, Some(problem)).await
+            let problem = form_problem(&e, Fixable::OnTheForm)?;
+            show_order(app, viewer, who, id, problem.status, Some(problem)).await
         }
     }
 }

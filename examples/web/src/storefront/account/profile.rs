@@ -11,9 +11,11 @@ use marketplace_core::{Address, AddressId, ErrorKind, ProfileUpdate};
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
-use super::super::{AddressFields, blank, fixable, path_id};
+use super::super::{AddressFields, blank};
 use crate::App;
-use crate::page::{Form, PageResult, Problem, SeeOther, render_with};
+use crate::page::{
+    Fixable, Form, PageResult, Problem, SeeOther, form_problem, path_id, render_with,
+};
 use crate::session::{SignedIn, Viewer};
 
 /// The account page and the address pages.
@@ -97,7 +99,7 @@ async fn save_profile(
             .flash("Your profile is saved.")
             .into_response()),
         Err(e) => {
-            let problem = fixable(e)?;
+            let problem = form_problem(&e, Fixable::OnTheForm)?;
             show_account(&app, &viewer, &who, problem.status, &f, Some(problem)).await
         }
     }
@@ -166,7 +168,7 @@ async fn add_address(
             .flash("The address is saved.")
             .into_response()),
         Err(e) => {
-            let problem = fixable(e)?;
+            let problem = form_problem(&e, Fixable::OnTheForm)?;
             Ok(show_address(
                 &app,
                 &viewer,
@@ -226,7 +228,7 @@ async fn save_address(
             .flash("The address is saved.")
             .into_response()),
         Err(e) => {
-            let problem = fixable(e)?;
+            let problem = form_problem(&e, Fixable::OnTheForm)?;
             Ok(show_address(
                 &app,
                 &viewer,

@@ -56,9 +56,12 @@ fn spent(e: &Error, ask_again: &str) -> Problem {
     problem
 }
 
-fn show_verify(
+/// The page `template` of a mailed link: its form with `token`, and the
+/// problem the token came back with.
+fn show_token_page(
     app: &App,
     viewer: &Viewer,
+    template: &str,
     status: StatusCode,
     token: &str,
     problem: Option<Problem>,
@@ -67,10 +70,13 @@ fn show_verify(
         app,
         viewer,
         status,
-        "storefront/verify_email.html",
+        template,
         context! { token, problem => problem.as_ref().map(Value::from_serialize) },
     ))
 }
+
+const VERIFY: &str = "storefront/verify_email.html";
+const RESET: &str = "storefront/reset_password.html";
 
 /// `GET /verify-email?token=…`.
 async fn verify_page(
@@ -78,7 +84,14 @@ async fn verify_page(
     viewer: Viewer,
     Query(q): Query<TokenForm>,
 ) -> PageResult {
-    Ok(show_verify(&app, &viewer, StatusCode::OK, &q.token, None))
+    Ok(show_token_page(
+        &app,
+        &viewer,
+        VERIFY,
+        StatusCode::OK,
+        &q.token,
+        None,
+    ))
 }
 
 /// `POST /verify-email`.
@@ -99,9 +112,10 @@ async fn verify(State(app): State<App>, viewer: Viewer, Form(f): Form<TokenForm>
                 &e,
                 "This link has already been used or has expired. Sign in and ask for a new one on your account page.",
             );
-            Ok(show_verify(
+            Ok(show_token_page(
                 &app,
                 &viewer,
+                VERIFY,
                 problem.status,
                 &f.token,
                 Some(problem),
@@ -111,29 +125,20 @@ async fn verify(State(app): State<App>, viewer: Viewer, Form(f): Form<TokenForm>
     }
 }
 
-fn show_reset(
-    app: &App,
-    viewer: &Viewer,
-    status: StatusCode,
-    token: &str,
-    problem: Option<Problem>,
-) -> Response {
-    private(render_with(
-        app,
-        viewer,
-        status,
-        "storefront/reset_password.html",
-        context! { token, problem => problem.as_ref().map(Value::from_serialize) },
-    ))
-}
-
 /// `GET /reset-password?token=…`.
 async fn reset_page(
     State(app): State<App>,
     viewer: Viewer,
     Query(q): Query<TokenForm>,
 ) -> PageResult {
-    Ok(show_reset(&app, &viewer, StatusCode::OK, &q.token, None))
+    Ok(show_token_page(
+        &app,
+        &viewer,
+        RESET,
+        StatusCode::OK,
+        &q.token,
+        None,
+    ))
 }
 
 /// `POST /reset-password`: every login of the account ends, this browser's
@@ -149,7 +154,14 @@ async fn reset(State(app): State<App>, viewer: Viewer, Form(f): Form<TokenForm>)
                 &e,
                 "This link has already been used or has expired. Ask for a new one below.",
             );
-            Ok(show_reset(&app, &viewer, problem.status, &f.token, Some(problem)))
+            Ok(show_token_page(
+                &app,
+                &viewer,
+                RESET,
+                problem.status,
+                &f.token,
+                Some(problem),
+            ))
         }
         Err(e) => Err(e.into()),
     }

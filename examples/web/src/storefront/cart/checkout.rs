@@ -21,9 +21,9 @@ use marketplace_core::{
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
-use super::super::{AddressFields, fixable, with_query};
+use super::super::{AddressFields, with_query};
 use crate::App;
-use crate::page::{Form, PageResult, Problem, SeeOther, render_with};
+use crate::page::{Fixable, Form, PageResult, Problem, SeeOther, form_problem, render_with};
 use crate::session::{SignedIn, Viewer};
 
 /// The checkout page.
@@ -141,7 +141,7 @@ impl From<Error> for Refusal {
                 );
                 Refusal::Again(problem, items)
             }
-            e => match fixable(e) {
+            e => match form_problem(&e, Fixable::OnTheForm) {
                 Ok(problem) => Refusal::Again(problem, Vec::new()),
                 Err(page) => Refusal::Page(page),
             },

@@ -11,9 +11,10 @@ use minijinja::{Value, context};
 use serde::Deserialize;
 
 use super::super::catalog::show_product;
-use super::super::{fixable, path_id};
 use crate::App;
-use crate::page::{Form, PageResult, Problem, SeeOther, local_path, render_with};
+use crate::page::{
+    Fixable, Form, PageResult, Problem, SeeOther, form_problem, local_path, path_id, render_with,
+};
 use crate::session::{SignedIn, Viewer};
 
 /// The wishlist pages.
@@ -69,7 +70,7 @@ async fn add(
             .flash("Saved to your wishlist.")
             .into_response()),
         Err(e) => {
-            let problem = fixable(e)?;
+            let problem = form_problem(&e, Fixable::OnTheForm)?;
             show_product(&app, &viewer, id, problem.status, Some(problem), "1").await
         }
     }
@@ -96,17 +97,12 @@ async fn move_to_cart(
     let cart = match app.market.add_to_cart(&who.principal, id, 1).await {
         Ok(cart) => cart,
         Err(e) => {
-            let problem = fixable(e)?;
+            let problem = form_problem(&e, Fixable::OnTheForm)?;
             return show_wishlist(&app, &viewer, &who, problem.status, Some(problem)).await;
         }
     };
     app.market.remove_from_wishlist(&who.principal, id).await?;
-    let title = cart
-        .sellers
-        .iter()
-        .flat_map(|g| &g.items)
-        .find(|l| l.product_id == id)
-        .map_or_else(String::new, |l| l.title.clone());
+    let title = super::title_in(&cart, id);
     Ok(SeeOther::to("/cart")
         .flash(format!("Moved “{title}” to your cart."))
         .into_response())

@@ -1,0 +1,48 @@
+//! What the web host's test files share: the host served in this process on
+//! `127.0.0.1:0` over a fresh memory store, and the library's view of a
+//! person who signs in.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use marketplace_core::{HashCost, Principal};
+use marketplace_host::{Market, Settings};
+
+/// The web host on a port of its own, over a fresh memory store.
+pub struct Site {
+    /// `http://127.0.0.1:{port}`.
+    pub base: String,
+    /// The marketplace the pages are served from, to set up and check through.
+    pub market: Market,
+    _media: tempfile::TempDir,
+}
+
+/// Starts the host with a memory store, fast password hashing and its media in
+/// a temporary directory; `configure` sees those settings and the site's
+/// address before the host is built from them.
+pub async fn start(configure: impl FnOnce(&mut Settings, &str)) -> Site {
+    let media = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = Settings::default();
+    settings.database_url = "memory:".into();
+    settings.hash_cost = HashCost::FAST_INSECURE;
+    settings.media_dir = media.path().to_owned();
+    configure(&mut settings, &base);
+    let host = marketplace_host::build(&settings).await.unwrap();
+    let app = marketplace_web::App::new(host.market.clone(), settings.max_body);
+    tokio::spawn(async move {
+        axum::serve(listener, marketplace_web::router(app))
+            .await
+            .unwrap();
+    });
+    Site {
+        base,
+        market: host.market,
+        _media: media,
+    }
+}
+
+/// The account `email` as the library sees it once signed in with `password`.
+pub async fn principal(market: &Market, email: &str, password: &str) -> Principal {
+    let pair = market.login(email, password, None).await.unwrap();
+    market.authenticate(&pair.access_token).await.unwrap()
+}
