@@ -124,9 +124,12 @@ pub async fn run(
     tracing::info!(%addr, database = %marketplace_host::redact_url(&settings.database_url), "storefront on http://{addr}");
     let app = App::new(host.market.clone(), settings.max_body);
     host.run(&settings, shutdown, move |stop| async move {
-        let served = axum::serve(listener, router(app))
-            .with_graceful_shutdown(stop.signal())
-            .await;
+        let served = axum::serve(
+            listener,
+            router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.signal())
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "the web server stopped");
         }

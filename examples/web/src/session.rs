@@ -62,6 +62,9 @@ pub struct Viewer {
     pub flash: Option<String>,
     /// The path and query asked for, to come back to after signing in.
     pub path: String,
+    /// The address the request came from, when the server knows it (login
+    /// throttling counts failures per address too).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Viewer {
@@ -174,7 +177,12 @@ pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response
         .uri()
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let viewer = Viewer {
+        client,
         signed_in,
         csrf,
         flash,

@@ -656,3 +656,32 @@ async fn the_account_pages_edit_the_profile_and_answer_the_mail_links() {
     assert_eq!(reset.status, StatusCode::BAD_REQUEST);
     assert!(reset.has("Ask for a new one below."));
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_address_across_accounts() {
+    let shop = shop().await;
+    let browser = Browser::new(&shop);
+    // Each account fails fewer times than its own limit (5): only the count
+    // per address the connection comes from (20) can stop the 21st.
+    for i in 0..20 {
+        let email = format!("guess{}@example.com", i / 4);
+        let page = browser
+            .post(
+                "/sign-in",
+                &[("email", email.as_str()), ("password", "wrong guess")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let page = browser
+        .post(
+            "/sign-in",
+            &[
+                ("email", "another@example.com"),
+                ("password", "wrong guess"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.has("Too many attempts"), "{}", page.html);
+}

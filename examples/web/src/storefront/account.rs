@@ -62,9 +62,9 @@ fn home_of(role: Role) -> &'static str {
 }
 
 async fn sign_in(State(app): State<App>, viewer: Viewer, Form(f): Form<SignInForm>) -> PageResult {
-    // The throttle counts failures per client address when the host knows it;
-    // behind a proxy that address is the proxy's, so none is given here.
-    match app.market.login(&f.email, &f.password, None).await {
+    // Failures are throttled per account and per address the connection came
+    // from (behind a proxy, the proxy's).
+    match app.market.login(&f.email, &f.password, viewer.client).await {
         Ok(pair) => {
             let role = app
                 .market

@@ -30,9 +30,13 @@ pub async fn start(configure: impl FnOnce(&mut Settings, &str)) -> Site {
     let host = marketplace_host::build(&settings).await.unwrap();
     let app = marketplace_web::App::new(host.market.clone(), settings.max_body);
     tokio::spawn(async move {
-        axum::serve(listener, marketplace_web::router(app))
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            marketplace_web::router(app)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     Site {
         base,
