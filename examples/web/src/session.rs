@@ -104,11 +104,10 @@ pub fn sign_in_redirect(path: &str) -> Redirect {
     Redirect::to(&format!("/sign-in?next={next}"))
 }
 
-/// Percent-encodes `s` for a query string or a cookie value.
+/// Percent-encodes `s` (all but ASCII letters and digits) for a query string
+/// or a cookie value.
 pub fn url_encode(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|q| q.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// The cookies that hold a new login.
@@ -365,8 +364,7 @@ fn is_token(s: &str) -> bool {
 /// `&`, `;`, quotes, non-ASCII), as the jar decodes it back. Not `Secure`: it
 /// holds nothing secret, and the redirect that sets it knows no scheme.
 pub fn flash_cookie(message: &str) -> Cookie<'static> {
-    let value = percent_encoding::utf8_percent_encode(message, percent_encoding::NON_ALPHANUMERIC);
-    Cookie::build((FLASH_COOKIE, value.to_string()))
+    Cookie::build((FLASH_COOKIE, url_encode(message)))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -396,8 +394,7 @@ mod tests {
     #[test]
     fn a_flash_message_survives_its_cookie() {
         let m = "“Lamps & lights” = 100% + more; thank you!";
-        let encoded = percent_encoding::utf8_percent_encode(m, percent_encoding::NON_ALPHANUMERIC);
-        let header = format!("{FLASH_COOKIE}={encoded}; other=1");
+        let header = format!("{FLASH_COOKIE}={}; other=1", url_encode(m));
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
