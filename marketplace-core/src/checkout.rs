@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::token_hash;
 use crate::error::{Error, FieldError, Result, ShortItem};
-use crate::ids::{AddressId, CheckoutId, OrderId, ProductId, UserId};
+use crate::ids::{AddressId, CategoryId, CheckoutId, OrderId, ProductId, UserId};
 use crate::marketplace::Marketplace;
 use crate::money::{Money, effective_price};
 use crate::notify::Notification;
@@ -183,7 +183,7 @@ impl<S: Storage> Marketplace<S> {
         match self.retry(|| self.storage().commit_checkout(&plan)).await? {
             CheckoutOutcome::Committed => Ok(Checkout {
                 checkout_id,
-                orders: plan.orders,
+                orders: plan.orders.into_iter().map(Order::for_buyer).collect(),
                 replayed: false,
             }),
             CheckoutOutcome::Replayed(done) => self.replay(done, &request_hash).await,
@@ -260,13 +260,16 @@ impl<S: Storage> Marketplace<S> {
         let now = self.now();
         let checkout_id = CheckoutId(self.new_id());
         let currency = self.inner.config.currency;
+        let rules = self.rule_book().await?;
         let mut by_seller: BTreeMap<UserId, Vec<OrderItem>> = BTreeMap::new();
+        let mut categories: BTreeMap<ProductId, Option<CategoryId>> = BTreeMap::new();
         let mut reservations: BTreeMap<ProductId, u32> = BTreeMap::new();
         for line in &cart.lines {
             let p = listing
                 .sellable(line.product_id)
                 .ok_or_else(|| Error::internal("product vanished"))?;
             let eff = effective_price(p.price, p.discount.as_ref(), now);
+            categories.insert(p.id, p.category_id);
             by_seller.entry(p.seller_id).or_default().push(OrderItem {
                 product_id: p.id,
                 title: p.title.clone(),
@@ -287,6 +290,11 @@ impl<S: Storage> Marketplace<S> {
                     acc.checked_add(i.line_total)
                 })
                 .ok_or_else(|| Error::internal("order total overflow"))?;
+            let lines: Vec<_> = items
+                .iter()
+                .map(|i| (categories.get(&i.product_id).copied().flatten(), i.line_total))
+                .collect();
+            let commission = rules.commission(seller_id, &lines, total);
             orders.push(Order {
                 id: OrderId(self.new_id()),
                 checkout_id,
@@ -301,6 +309,9 @@ impl<S: Storage> Marketplace<S> {
                 items,
                 address: address.clone(),
                 total,
+                commission: Some(commission),
+                return_until: None,
+                earning_released_at: None,
                 history: vec![StatusChange {
                     from: None,
                     to: OrderStatus::Pending,
@@ -347,7 +358,13 @@ impl<S: Storage> Marketplace<S> {
                 "this idempotency key was used for a different checkout request",
             ));
         }
-        let orders = self.storage().checkout_orders(done.checkout_id).await?;
+        let orders = self
+            .storage()
+            .checkout_orders(done.checkout_id)
+            .await?
+            .into_iter()
+            .map(Order::for_buyer)
+            .collect();
         Ok(Checkout {
             checkout_id: done.checkout_id,
             orders,

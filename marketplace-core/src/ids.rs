@@ -74,3 +74,11 @@ id_type!(
     /// Identifies a family of refresh tokens descending from one login.
     TokenFamilyId
 );
+id_type!(
+    /// Identifies one entry of a seller's ledger.
+    LedgerEntryId
+);
+id_type!(
+    /// Identifies a payout to a seller.
+    PayoutId
+);

@@ -9,7 +9,8 @@
 //!
 //! ## Layout
 //! - [`storage`]: the storage traits and their contract, one per concept
-//!   (accounts, catalog, shopping, checkout, orders, outbox) with `Storage` their
+//!   (accounts, catalog, shopping, checkout, orders, outbox, commission, ledger,
+//!   payouts) with `Storage` their
 //!   union: each atomic step of the domain (the checkout commit, a status change
 //!   with restock, an outbox claim, a refresh-token rotation) is one method a
 //!   backend applies with its native atomicity.
@@ -19,6 +20,9 @@
 //! - [`outbox`], [`mailer`]: notifications recorded with their cause and delivered
 //!   by a worker with retries.
 //! - [`money`]: integer money and the one definition of the effective price.
+//! - [`commission`], [`ledger`], [`payout`]: the operator's fee snapshotted on
+//!   each order, the append-only seller ledger with its held and available
+//!   balances, and payouts through a [`PayoutProvider`].
 //!
 //! ## Example
 //! ```no_run
@@ -40,10 +44,12 @@ pub mod cart;
 pub mod catalog;
 pub mod checkout;
 pub mod clock;
+pub mod commission;
 pub mod error;
 pub mod fields;
 pub mod ids;
 pub mod images;
+pub mod ledger;
 pub mod mailer;
 pub mod marketplace;
 pub mod money;
@@ -51,6 +57,7 @@ mod notify;
 pub mod order;
 pub mod outbox;
 pub mod page;
+pub mod payout;
 mod patch;
 pub mod storage;
 pub mod user;
@@ -62,16 +69,21 @@ pub use cart::{CartView, WishlistItem};
 pub use catalog::{CatalogQuery, Category, NewProduct, ProductSort, ProductUpdate, ProductView};
 pub use checkout::{Checkout, CheckoutRequest, IdempotencyKey};
 pub use clock::{Clock, IdGenerator, ManualClock, SystemClock};
+pub use commission::{Commission, CommissionRule, CommissionTerms, RuleScope};
 pub use error::{Error, ErrorKind, FieldError, Result, ShortItem};
 pub use ids::*;
 pub use mailer::{DevMailer, MailError, Mailer};
-pub use marketplace::{Config, DeliveryPolicy, Limits, Marketplace, MarketplaceBuilder};
+pub use ledger::{Balance, CommissionReport, EntryKind, LedgerEntry, Period, Statement};
+pub use marketplace::{
+    Config, DeliveryPolicy, Limits, Marketplace, MarketplaceBuilder, MoneyPolicy,
+};
 pub use money::{Currency, Discount, DiscountKind, Money};
 pub use order::{Order, OrderListQuery, OrderStatus};
 pub use outbox::{DeliveryReport, OutboxMessage, OutboxStatus, OutboxWorker};
 pub use page::Page;
+pub use payout::{ManualPayouts, Payout, PayoutProvider, PayoutStatus, SimulatedPayouts};
 pub use storage::{
-    AccountStore, CatalogStore, CheckoutStore, OrderStore, OutboxStore, ShoppingStore, Storage,
-    StorageError, StorageResult,
+    AccountStore, CatalogStore, CheckoutStore, CommissionStore, LedgerStore, OrderStore,
+    OutboxStore, PayoutStore, ShoppingStore, Storage, StorageError, StorageResult,
 };
 pub use user::{Principal, Role, SellerStatus, SellerSummary, User};

@@ -16,6 +16,7 @@ use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, storage_precision};
 use crate::error::{Error, Result};
 use crate::money::Currency;
 use crate::notify::Templates;
+use crate::payout::{ManualPayouts, PayoutProvider};
 use crate::storage::{Storage, StorageError};
 use crate::user::{Principal, Role, User};
 
@@ -91,6 +92,27 @@ impl Default for DeliveryPolicy {
     }
 }
 
+/// How sellers' earnings are held and paid out.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct MoneyPolicy {
+    /// How long after delivery a buyer may ask for a return; the seller's
+    /// earning is held (pending) until it closes (default 14 days).
+    pub return_window: Duration,
+    /// The least available balance, in minor units of the marketplace's
+    /// currency, a payout is made for (default 1 000: 10.00 USD; at least 1).
+    pub minimum_payout: i64,
+}
+
+impl Default for MoneyPolicy {
+    fn default() -> Self {
+        MoneyPolicy {
+            return_window: Duration::days(14),
+            minimum_payout: 1_000,
+        }
+    }
+}
+
 /// Marketplace settings.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -103,6 +125,8 @@ pub struct Config {
     pub limits: Limits,
     /// Mail delivery retries.
     pub delivery: DeliveryPolicy,
+    /// Earnings holds and payouts.
+    pub money: MoneyPolicy,
     /// The marketplace's name, as mails show it.
     pub site_name: String,
     /// Base URL of the storefront, for links in mails (default `http://127.0.0.1:8080`).
@@ -120,6 +144,7 @@ impl Config {
             auth,
             limits: Limits::default(),
             delivery: DeliveryPolicy::default(),
+            money: MoneyPolicy::default(),
             site_name: "Marketplace".to_owned(),
             media_url: format!("{public_url}/media"),
             public_url,
@@ -133,6 +158,7 @@ pub(crate) struct Inner<S> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
     pub(crate) images: Arc<dyn ObjectStore>,
+    pub(crate) payouts: Arc<dyn PayoutProvider>,
     pub(crate) jwt: JwtKeys,
     pub(crate) templates: Templates,
     /// A hash verified against when a login names an unknown account, so both
@@ -161,6 +187,7 @@ pub struct MarketplaceBuilder<S> {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     images: Option<Arc<dyn ObjectStore>>,
+    payouts: Arc<dyn PayoutProvider>,
 }
 
 impl<S: Storage> MarketplaceBuilder<S> {
@@ -182,6 +209,13 @@ impl<S: Storage> MarketplaceBuilder<S> {
         self
     }
 
+    /// Sends payouts through `provider` (default: [`ManualPayouts`], an admin
+    /// marks each one paid or failed).
+    pub fn payouts(mut self, provider: Arc<dyn PayoutProvider>) -> Self {
+        self.payouts = provider;
+        self
+    }
+
     /// Builds the marketplace.
     pub async fn build(self) -> Result<Marketplace<S>> {
         let templates = Templates::new()?;
@@ -196,6 +230,7 @@ impl<S: Storage> MarketplaceBuilder<S> {
                 clock: self.clock,
                 ids: self.ids,
                 images: self.images.unwrap_or_else(|| Arc::new(InMemory::new())),
+                payouts: self.payouts,
                 templates,
                 dummy_hash,
             }),
@@ -212,6 +247,7 @@ impl<S: Storage> Marketplace<S> {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7),
             images: None,
+            payouts: Arc::new(ManualPayouts),
         }
     }
 
@@ -224,6 +260,11 @@ impl<S: Storage> Marketplace<S> {
     /// The settings in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The provider payouts go through.
+    pub fn payout_provider(&self) -> &Arc<dyn PayoutProvider> {
+        &self.inner.payouts
     }
 
     /// The blob store holding product images.

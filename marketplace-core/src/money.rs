@@ -172,6 +172,16 @@ impl Money {
     }
 }
 
+impl Money {
+    /// The amount as a decimal in the currency's units, without the code:
+    /// `12.50`, `-0.05`, `1250` (JPY).
+    pub fn decimal(&self) -> String {
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let (units, minor) = self.currency.split(self.amount.unsigned_abs());
+        format!("{sign}{units}{}", self.currency.fraction(minor))
+    }
+}
+
 impl fmt::Display for Money {
     /// Formats with the currency's own decimals: `12.50 USD`, `1250 JPY`,
     /// `1.250 BHD`.

@@ -11,6 +11,7 @@ use crate::marketplace::Marketplace;
 use crate::money::Money;
 use crate::order::{Order, OrderStatus};
 use crate::outbox::{OutboxMessage, OutboxStatus};
+use crate::payout::Payout;
 use crate::storage::Storage;
 use crate::user::{SellerStatus, User};
 
@@ -41,6 +42,10 @@ pub(crate) enum Notification<'a> {
         order: &'a Order,
         from: OrderStatus,
     },
+    PayoutPaid {
+        seller: &'a User,
+        payout: &'a Payout,
+    },
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -60,6 +65,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "password_reset.html",
         include_str!("../templates/password_reset.html"),
+    ),
+    ("payout_paid.txt", include_str!("../templates/payout_paid.txt")),
+    (
+        "payout_paid.html",
+        include_str!("../templates/payout_paid.html"),
     ),
     (
         "seller_decision.txt",
@@ -319,6 +329,19 @@ impl<S: Storage> Marketplace<S> {
                     status => order.status.as_str().replace('_', " "),
                     phrase => status_phrase(order.status),
                     previous => from.as_str().replace('_', " "),
+                },
+            ),
+            Notification::PayoutPaid { seller, payout } => (
+                "payout_paid",
+                *seller,
+                format!("{site} paid you {}", payout.amount),
+                context! {
+                    name => greeting(seller),
+                    store => seller.store_name.clone().unwrap_or_default(),
+                    amount => payout.amount.to_string(),
+                    payout_id => payout.id.to_string(),
+                    reference => payout.reference.clone().unwrap_or_default(),
+                    link => format!("{url}/seller/payouts"),
                 },
             ),
         };

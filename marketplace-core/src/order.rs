@@ -8,8 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
+use crate::commission::Commission;
 use crate::error::{Error, Result};
 use crate::ids::{CheckoutId, OrderId, ProductId, UserId};
+use crate::ledger::LedgerEntry;
 use crate::marketplace::Marketplace;
 use crate::money::Money;
 use crate::notify::Notification;
@@ -189,6 +191,19 @@ pub struct Order {
     pub address: Address,
     /// Sum of the line totals.
     pub total: Money,
+    /// The operator's commission and the seller's net, fixed at checkout. Shown
+    /// to the seller and admins; `None` in a buyer's view (and on orders placed
+    /// before commissions existed, which earn their whole total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commission: Option<Commission>,
+    /// Set when the order is delivered: the end of its return window, until
+    /// which the buyer may ask to return it and the seller's earning is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_until: Option<DateTime<Utc>>,
+    /// When the seller's earning became available, once the return window
+    /// closed. Not in a buyer's view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earning_released_at: Option<DateTime<Utc>>,
     /// Every status change, oldest first.
     pub history: Vec<StatusChange>,
     /// When it was placed.
@@ -198,6 +213,14 @@ pub struct Order {
 }
 
 impl Order {
+    /// The order as its buyer sees it: without the operator's commission and the
+    /// seller's payout state.
+    pub fn for_buyer(mut self) -> Order {
+        self.commission = None;
+        self.earning_released_at = None;
+        self
+    }
+
     /// Units of each product the order holds.
     pub fn units(&self) -> Vec<(ProductId, u32)> {
         self.items
@@ -257,6 +280,14 @@ pub struct OrderTransition {
     pub change: StatusChange,
     /// Units to add back to stock.
     pub restock: Vec<(ProductId, u32)>,
+    /// Sets the order's `return_until` (when it is delivered).
+    pub return_until: Option<DateTime<Utc>>,
+    /// Requires the order's earning not to be released yet (a return request):
+    /// when it was, the transition changes nothing and returns `None`.
+    pub require_unreleased: bool,
+    /// The ledger entry the change writes: the earning at delivery, the reversal
+    /// when a return completes.
+    pub ledger: Option<LedgerEntry>,
     /// Mails announcing the change.
     pub outbox: Vec<OutboxMessage>,
 }
@@ -316,7 +347,11 @@ impl<S: Storage> Marketplace<S> {
             after: None,
             limit: 0,
         };
-        self.order_page(q, &page).await
+        let page = self.order_page(q, &page).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(Order::for_buyer).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// The seller's orders, newest first, optionally of one status.
@@ -352,20 +387,25 @@ impl<S: Storage> Marketplace<S> {
     /// One order the caller may see: the buyer's own, the seller's own, or any for
     /// an admin. Someone else's order is `NotFound`, like a missing one.
     pub async fn order(&self, who: &Principal, id: OrderId) -> Result<Order> {
+        let order = self.visible_order(who, id).await?;
+        Ok(match who.role {
+            Role::Buyer => order.for_buyer(),
+            _ => order,
+        })
+    }
+
+    /// The whole stored order, when the caller may see it.
+    async fn visible_order(&self, who: &Principal, id: OrderId) -> Result<Order> {
         let order = self
             .storage()
             .order(id)
             .await?
             .ok_or(Error::NotFound("order"))?;
-        let visible = match who.role {
-            Role::Admin => true,
-            Role::Buyer => order.buyer_id == who.user_id,
-            Role::Seller => order.seller_id == who.user_id,
-        };
-        if visible {
-            Ok(order)
-        } else {
-            Err(Error::NotFound("order"))
+        match who.role {
+            Role::Admin => Ok(order),
+            Role::Seller if order.seller_id == who.user_id => Ok(order),
+            Role::Buyer if order.buyer_id == who.user_id => Ok(order),
+            _ => Err(Error::NotFound("order")),
         }
     }
 
@@ -387,13 +427,20 @@ impl<S: Storage> Marketplace<S> {
     /// The buyer cancels a pending order; its stock goes back.
     pub async fn cancel_order(&self, who: &Principal, id: OrderId) -> Result<Order> {
         self.require(who, Role::Buyer)?;
-        self.move_order(who, id, OrderStatus::Cancelled).await
+        Ok(self
+            .move_order(who, id, OrderStatus::Cancelled)
+            .await?
+            .for_buyer())
     }
 
-    /// The buyer asks to return a delivered order.
+    /// The buyer asks to return a delivered order, while its return window
+    /// (`return_until`) is open.
     pub async fn request_return(&self, who: &Principal, id: OrderId) -> Result<Order> {
         self.require(who, Role::Buyer)?;
-        self.move_order(who, id, OrderStatus::ReturnRequested).await
+        Ok(self
+            .move_order(who, id, OrderStatus::ReturnRequested)
+            .await?
+            .for_buyer())
     }
 
     /// The seller (or an admin) moves an order one step forward, cancels it while
@@ -413,7 +460,7 @@ impl<S: Storage> Marketplace<S> {
 
     async fn move_order(&self, who: &Principal, id: OrderId, to: OrderStatus) -> Result<Order> {
         loop {
-            let order = self.order(who, id).await?;
+            let order = self.visible_order(who, id).await?;
             if !order.status.can_move(who.role, to) {
                 return Err(Error::InvalidTransition {
                     from: order.status,
@@ -421,12 +468,22 @@ impl<S: Storage> Marketplace<S> {
                 });
             }
             let now = self.now();
+            let unreleased = order.status == OrderStatus::Delivered;
+            if unreleased
+                && (order.earning_released_at.is_some()
+                    || order.return_until.is_some_and(|end| now >= end))
+            {
+                return Err(Error::conflict(
+                    "return_window_closed",
+                    "the return window of this order has closed",
+                ));
+            }
             let restock = if order.status.holds_stock() && !to.holds_stock() {
                 order.units()
             } else {
                 Vec::new()
             };
-            let mut updated = order.clone();
+            let mut updated = order.clone().for_buyer();
             updated.status = to;
             let buyer = self.storage().user(order.buyer_id).await?;
             let outbox = match &buyer {
@@ -448,6 +505,9 @@ impl<S: Storage> Marketplace<S> {
                     by: who.user_id,
                 },
                 restock,
+                return_until: (to == OrderStatus::Delivered).then(|| self.return_deadline(now)),
+                require_unreleased: unreleased,
+                ledger: self.ledger_entry_for(&order, to, now),
                 outbox,
             };
             // `None`: the status moved since it was read; judge the request again

@@ -10,7 +10,7 @@
 //!
 //! ## Layout
 //! One module per storage concept, like every backend: `accounts`, `catalog`,
-//! `shopping`, `checkout`, `orders`, `outbox`, each implementing its trait over the
+//! `shopping`, `checkout`, `orders`, `outbox`, `commission`, `ledger`, `payouts`, each implementing its trait over the
 //! shared state kept here.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -18,8 +18,11 @@
 mod accounts;
 mod catalog;
 mod checkout;
+mod commission;
+mod ledger;
 mod orders;
 mod outbox;
+mod payouts;
 mod shopping;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -32,12 +35,15 @@ use marketplace_core::auth::{OneTimeToken, RefreshToken};
 use marketplace_core::cart::{Cart, WishlistEntry};
 use marketplace_core::catalog::{Category, Product};
 use marketplace_core::checkout::CheckoutRecord;
+use marketplace_core::commission::{CommissionRule, RuleScope};
+use marketplace_core::ledger::{EntryKind, LedgerEntry};
 use marketplace_core::order::Order;
 use marketplace_core::outbox::OutboxMessage;
+use marketplace_core::payout::Payout;
 use marketplace_core::storage::LoginFailures;
 use marketplace_core::{
-    CategoryId, IdempotencyKey, MessageId, OrderId, ProductId, Storage, StorageError,
-    StorageResult, TokenFamilyId, User, UserId,
+    CategoryId, Currency, IdempotencyKey, MessageId, OrderId, PayoutId, ProductId, Storage,
+    StorageError, StorageResult, TokenFamilyId, User, UserId,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,6 +80,14 @@ struct State {
     checkouts: HashMap<(UserId, IdempotencyKey), CheckoutRecord>,
     orders: BTreeMap<OrderId, Order>,
     outbox: BTreeMap<MessageId, OutboxMessage>,
+    rules: BTreeMap<RuleScope, CommissionRule>,
+    /// Every ledger entry, in write order.
+    ledger: Vec<LedgerEntry>,
+    /// `(pending, available)` by seller and currency, moved with every entry.
+    balances: BTreeMap<(UserId, Currency), (i64, i64)>,
+    /// Which order-bound entry kinds exist, for the one-per-order rule.
+    order_entries: HashSet<(OrderId, EntryKind)>,
+    payouts: HashMap<PayoutId, Payout>,
 }
 
 impl State {

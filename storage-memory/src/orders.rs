@@ -43,10 +43,21 @@ impl OrderStore for MemoryStorage {
             .orders
             .get_mut(&t.order_id)
             .ok_or(StorageError::NotFound)?;
-        if order.status != t.from {
+        if order.status != t.from || (t.require_unreleased && order.earning_released_at.is_some())
+        {
             return Ok(None);
         }
+        if let Some(entry) = &t.ledger {
+            s.check_entry(entry)?;
+        }
+        let order = s
+            .orders
+            .get_mut(&t.order_id)
+            .ok_or(StorageError::NotFound)?;
         order.status = t.to;
+        if t.return_until.is_some() {
+            order.return_until = t.return_until;
+        }
         order.history.push(t.change.clone());
         order.updated_at = t.change.at;
         let updated = order.clone();
@@ -55,6 +66,9 @@ impl OrderStore for MemoryStorage {
                 p.stock += units;
                 p.version += 1;
             }
+        }
+        if let Some(entry) = &t.ledger {
+            s.append_entry(entry);
         }
         s.push_outbox(&t.outbox);
         Ok(Some(updated))

@@ -67,6 +67,7 @@ mod options;
 pub mod orders;
 pub mod outbox;
 pub mod schema;
+mod money_stub;
 pub mod shopping;
 mod topology;
 pub mod transaction;

@@ -90,6 +90,9 @@ pub(crate) fn order_from(d: &Document) -> StorageResult<Order> {
             .collect::<StorageResult<_>>()?,
         address: address_from_reader(r.doc("address")?)?,
         total: r.money("total")?,
+        commission: None,
+        return_until: None,
+        earning_released_at: None,
         history: r
             .docs("history")?
             .into_iter()

@@ -26,16 +26,22 @@ use async_trait::async_trait;
 mod accounts;
 mod catalog;
 mod checkout;
+mod commission;
+mod ledger;
 mod orders;
 mod outbox;
+mod payouts;
 mod shopping;
 
 pub use accounts::AccountStore;
 pub use accounts::{LoginFailures, RotateOutcome, TokenEffect};
 pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
+pub use commission::CommissionStore;
+pub use ledger::LedgerStore;
 pub use orders::OrderStore;
 pub use outbox::OutboxStore;
+pub use payouts::PayoutStore;
 pub use shopping::ShoppingStore;
 
 /// A boxed error from a backend's driver.
@@ -83,7 +89,15 @@ pub type StorageResult<T> = Result<T, StorageError>;
 /// method keeps.
 #[async_trait]
 pub trait Storage:
-    AccountStore + CatalogStore + ShoppingStore + CheckoutStore + OrderStore + OutboxStore
+    AccountStore
+    + CatalogStore
+    + ShoppingStore
+    + CheckoutStore
+    + OrderStore
+    + OutboxStore
+    + CommissionStore
+    + LedgerStore
+    + PayoutStore
 {
     /// Checks that the backend can serve requests (used by readiness probes).
     async fn ping(&self) -> StorageResult<()>;

@@ -19,6 +19,7 @@ mod catalog;
 mod checkout;
 mod orders;
 mod outbox;
+mod money_stub;
 mod shopping;
 
 use std::str::FromStr;
