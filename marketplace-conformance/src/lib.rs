@@ -77,11 +77,21 @@ impl<S: Storage> World<S> {
 
     /// A marketplace over `storage` with `config`.
     pub async fn with_config(storage: S, config: Config) -> World<S> {
+        Self::with_payouts(storage, config, Arc::new(marketplace_core::ManualPayouts)).await
+    }
+
+    /// A marketplace over `storage` with `config`, paying out through `payouts`.
+    pub async fn with_payouts(
+        storage: S,
+        config: Config,
+        payouts: Arc<dyn marketplace_core::PayoutProvider>,
+    ) -> World<S> {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         ));
         let market = Marketplace::builder(storage, config)
             .clock(clock.clone())
+            .payouts(payouts)
             .build()
             .await
             .unwrap();
@@ -315,6 +325,14 @@ macro_rules! conformance_suite {
             concurrent_creates_with_one_sku_list_one_product,
             lookup_by_sku_finds_only_own_products,
             operator_commands_keep_the_admin_rules,
+            commission_rules_are_snapshotted_on_each_order,
+            ledger_holds_earnings_for_the_return_window,
+            returns_reverse_at_the_orders_own_commission,
+            payouts_take_the_available_balance_once,
+            provider_outcomes_settle_payouts,
+            statements_add_up_to_the_balance,
+            a_return_and_a_release_never_both_win,
+            money_invariants_hold_under_contention,
         );
     };
     (@each $factory:path; $attrs:tt; $($name:ident),* $(,)?) => {

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::commission::Commission;
@@ -473,7 +473,10 @@ impl<S: Storage> Marketplace<S> {
     pub async fn seller_statement(&self, who: &Principal, period: Period) -> Result<Statement> {
         self.require(who, Role::Seller)?;
         let seller = self.account(who).await?;
-        let to = period.to.unwrap_or_else(|| self.now());
+        // Open-ended: everything written so far, this millisecond included.
+        let to = period
+            .to
+            .unwrap_or_else(|| self.now() + Duration::milliseconds(1));
         if period.from.is_some_and(|f| f > to) {
             return Err(Error::invalid("from", "after_to", "must not be after `to`"));
         }
@@ -676,12 +679,3 @@ pub fn order_commission(order: &Order) -> Commission {
         .unwrap_or_else(|| Commission::none(order.total))
 }
 
-/// Midnight UTC at the start of `d`.
-pub fn start_of(d: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
-}
-
-/// The default return window: fourteen days.
-pub fn default_return_window() -> Duration {
-    Duration::days(14)
-}

@@ -36,6 +36,15 @@ impl Settings {
         config.media_url = self.media_base();
         config.currency = self.currency;
         config.delivery = self.delivery.clone();
+        config.money.return_window = chrono::Duration::from_std(self.return_window)
+            .map_err(|_| Error::setting("MARKETPLACE_RETURN_WINDOW", "the return window is too long"))?;
+        if let Some(m) = self
+            .minimum_payout
+            .as_deref()
+            .and_then(|v| marketplace_core::Money::from_decimal(v, self.currency))
+        {
+            config.money.minimum_payout = m.amount;
+        }
         Ok(config)
     }
 }

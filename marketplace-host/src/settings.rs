@@ -68,6 +68,20 @@ pub struct Settings {
     /// `MARKETPLACE_OUTBOX_POLL_MS`: how often the mail worker looks for work when
     /// idle (default 1000 ms); `0` disables the worker in this process.
     pub outbox_poll: Duration,
+    /// `MARKETPLACE_RETURN_WINDOW`: how long after delivery a buyer may ask for a
+    /// return, during which the seller's earning is held (default `14days`;
+    /// `36h`, `10s` and the like are read too).
+    pub return_window: Duration,
+    /// `MARKETPLACE_MINIMUM_PAYOUT`: the least available balance paid out, in
+    /// the currency's units (`25.00`; default 10.00 USD, i.e. 1 000 minor units).
+    pub minimum_payout: Option<String>,
+    /// `MARKETPLACE_PAYOUT_INTERVAL`: how often the worker pays out every seller
+    /// due a payout (`24h`, `7days`); unset, only admins start payouts.
+    pub payout_interval: Option<Duration>,
+    /// `MARKETPLACE_LEDGER_POLL_MS`: how often the worker releases the earnings
+    /// whose return window closed (default 10 000 ms); `0` leaves that, and
+    /// scheduled payouts, to other processes.
+    pub ledger_poll: Duration,
     /// `MARKETPLACE_ADMIN_EMAIL` and `MARKETPLACE_ADMIN_PASSWORD`: an admin created
     /// at start when no account has that email (the configuration route to the
     /// first admin; the command line is the other).
@@ -99,6 +113,10 @@ impl std::fmt::Debug for Settings {
             .field("smtp", &self.smtp)
             .field("delivery", &self.delivery)
             .field("outbox_poll", &self.outbox_poll)
+            .field("return_window", &self.return_window)
+            .field("minimum_payout", &self.minimum_payout)
+            .field("payout_interval", &self.payout_interval)
+            .field("ledger_poll", &self.ledger_poll)
             .field(
                 "bootstrap_admin",
                 &self
@@ -130,6 +148,10 @@ impl Default for Settings {
             smtp: None,
             delivery: DeliveryPolicy::default(),
             outbox_poll: Duration::from_secs(1),
+            return_window: Duration::from_secs(14 * 24 * 3600),
+            minimum_payout: None,
+            payout_interval: None,
+            ledger_poll: Duration::from_secs(10),
             bootstrap_admin: None,
             hash_cost: HashCost::RECOMMENDED,
         }
@@ -204,6 +226,38 @@ impl Settings {
         s.smtp = crate::mail::smtp_settings(&get)?;
         if let Some(ms) = number("MARKETPLACE_OUTBOX_POLL_MS")? {
             s.outbox_poll = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("MARKETPLACE_LEDGER_POLL_MS")? {
+            s.ledger_poll = Duration::from_millis(ms);
+        }
+        let span = |k: &'static str| -> Result<Option<Duration>> {
+            get(k)
+                .map(|v| {
+                    humantime::parse_duration(v.trim()).map_err(|e| {
+                        Error::unparsable(
+                            k,
+                            format!("{k}={v} is not a duration like 14days, 36h or 90s"),
+                            e,
+                        )
+                    })
+                })
+                .transpose()
+        };
+        if let Some(d) = span("MARKETPLACE_RETURN_WINDOW")? {
+            s.return_window = d;
+        }
+        s.payout_interval = span("MARKETPLACE_PAYOUT_INTERVAL")?.filter(|d| !d.is_zero());
+        if let Some(v) = get("MARKETPLACE_MINIMUM_PAYOUT") {
+            if marketplace_core::Money::from_decimal(v.trim(), s.currency).is_none_or(|m| m.amount < 1) {
+                return Err(Error::setting(
+                    "MARKETPLACE_MINIMUM_PAYOUT",
+                    format!(
+                        "MARKETPLACE_MINIMUM_PAYOUT={v} is not a positive amount of {} like 25.00",
+                        s.currency
+                    ),
+                ));
+            }
+            s.minimum_payout = Some(v.trim().to_owned());
         }
         s.bootstrap_admin = match (
             get("MARKETPLACE_ADMIN_EMAIL"),

@@ -1,4 +1,4 @@
-//! The life of a running host: the mail worker beside the host's own server,
+//! The life of a running host: the mail and ledger workers beside the host's own server,
 //! one stop signal for both, and a shutdown that lets the server drain and the
 //! worker hand back the messages it claimed.
 
@@ -87,9 +87,11 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// The outbox worker of this process, delivering mail in the background.
+/// A background worker of this process: the outbox worker delivering mail, or
+/// the ledger worker releasing held earnings and running scheduled payouts.
 #[derive(Debug)]
 pub struct Worker {
+    what: &'static str,
     task: Option<JoinHandle<()>>,
 }
 
@@ -106,7 +108,41 @@ impl Worker {
     ) -> Worker {
         let task = (!poll.is_zero())
             .then(|| tokio::spawn(OutboxWorker::new(market.clone(), mailer).run(poll, shutdown)));
-        Worker { task }
+        Worker {
+            what: "mail worker",
+            task,
+        }
+    }
+
+    /// Every `poll`, releases the earnings whose return window has closed and,
+    /// every `payout_interval` when one is set, pays out every seller due a
+    /// payout, until `shutdown` completes. Several processes may run it at
+    /// once: each earning is released once and each balance taken once. A zero
+    /// `poll` starts nothing.
+    pub fn spawn_ledger(
+        market: &Market,
+        poll: Duration,
+        payout_interval: Option<Duration>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Worker {
+        let market = market.clone();
+        let task = (!poll.is_zero()).then(|| {
+            tokio::spawn(async move {
+                tokio::pin!(shutdown);
+                let mut last_payout = tokio::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(poll) => {}
+                    }
+                    ledger_round(&market, &mut last_payout, payout_interval).await;
+                }
+            })
+        });
+        Worker {
+            what: "ledger worker",
+            task,
+        }
     }
 
     /// Whether a worker runs in this process.
@@ -119,7 +155,7 @@ impl Worker {
     pub async fn join(self) -> Result<()> {
         match self.task {
             Some(task) => task.await.map_err(|source| Error::Task {
-                what: "mail worker",
+                what: self.what,
                 source,
             }),
             None => Ok(()),
@@ -127,11 +163,49 @@ impl Worker {
     }
 }
 
+/// One round of the ledger worker: release what is due (a batch at a time until
+/// none is left), then pay out when the interval has passed.
+async fn ledger_round(
+    market: &Market,
+    last_payout: &mut tokio::time::Instant,
+    payout_interval: Option<Duration>,
+) {
+    const BATCH: u32 = 200;
+    loop {
+        match market.release_earnings(BATCH).await {
+            Ok(n) if n == BATCH as usize => continue,
+            Ok(0) => break,
+            Ok(n) => {
+                tracing::info!(released = n, "earnings released after their return window");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing earnings failed; retrying next round");
+                break;
+            }
+        }
+    }
+    let Some(every) = payout_interval else { return };
+    if last_payout.elapsed() < every {
+        return;
+    }
+    *last_payout = tokio::time::Instant::now();
+    match market
+        .run_payouts(&marketplace_core::Principal::operator())
+        .await
+    {
+        Ok(made) if made.is_empty() => {}
+        Ok(made) => tracing::info!(payouts = made.len(), "scheduled payouts made"),
+        Err(e) => tracing::warn!(error = %e, "scheduled payouts failed; retrying next interval"),
+    }
+}
+
 impl Host {
     /// Runs a host until `shutdown` completes. `serve` starts the host's own
     /// server, which must stop accepting and drain when the [`Shutdown`] it is
     /// given signals; beside it run the mail worker (unless
-    /// `settings.outbox_poll` is zero) and, with SMTP, a check that the mail
+    /// `settings.outbox_poll` is zero), the ledger worker (unless
+    /// `settings.ledger_poll` is zero) and, with SMTP, a check that the mail
     /// server answers. When `shutdown` completes both are told at once; this
     /// returns when the server has drained and the worker has released its
     /// claims.
@@ -154,6 +228,12 @@ impl Host {
             settings.outbox_poll,
             stop.signal(),
         );
+        let ledger = Worker::spawn_ledger(
+            &self.market,
+            settings.ledger_poll,
+            settings.payout_interval,
+            stop.signal(),
+        );
         let server = tokio::spawn(serve(stop.clone()));
         shutdown.await;
         stop.trigger();
@@ -162,6 +242,7 @@ impl Host {
             source,
         })?;
         worker.join().await?;
+        ledger.join().await?;
         tracing::info!("stopped");
         Ok(())
     }
