@@ -292,7 +292,12 @@ impl<S: Storage> Marketplace<S> {
                 .ok_or_else(|| Error::internal("order total overflow"))?;
             let lines: Vec<_> = items
                 .iter()
-                .map(|i| (categories.get(&i.product_id).copied().flatten(), i.line_total))
+                .map(|i| {
+                    (
+                        categories.get(&i.product_id).copied().flatten(),
+                        i.line_total,
+                    )
+                })
                 .collect();
             let commission = rules.commission(seller_id, &lines, total);
             orders.push(Order {

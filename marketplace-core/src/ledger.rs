@@ -20,8 +20,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +29,7 @@ use crate::ids::{LedgerEntryId, OrderId, PayoutId, UserId};
 use crate::marketplace::Marketplace;
 use crate::money::{Currency, Money};
 use crate::order::{Order, OrderStatus};
-use crate::page::Page;
+use crate::page::{Page, newest_cursor, parse_newest_cursor};
 use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
@@ -250,6 +248,7 @@ pub mod instant {
 
 /// A seller's statement: the entries of a period with the balance before and
 /// after each.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Statement {
     /// The seller.
@@ -289,13 +288,15 @@ impl Statement {
             "currency",
         ];
         let mut rows: Vec<Vec<String>> = Vec::with_capacity(self.entries.len() + 1);
-        let (mut pending, mut available) = (self.opening.pending.amount, self.opening.available.amount);
+        let (mut pending, mut available) =
+            (self.opening.pending.amount, self.opening.available.amount);
         let dec = |a: i64| Money::new(a, self.currency).decimal();
         for e in &self.entries {
             pending += e.pending.amount;
             available += e.available.amount;
             rows.push(vec![
-                e.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                e.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 e.id.to_string(),
                 e.kind.as_str().to_owned(),
                 e.order_id.map(|o| o.to_string()).unwrap_or_default(),
@@ -376,22 +377,12 @@ pub struct CommissionReport {
 }
 
 fn encode_cursor(e: &LedgerEntry) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", e.created_at.timestamp_millis(), e.id))
+    newest_cursor(e.created_at, e.id)
 }
 
 fn decode_cursor(c: &str) -> Result<EntryKey> {
-    let bad = || Error::invalid("cursor", "invalid", "is not a cursor of this list");
-    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (t, id) = raw.split_once('|').ok_or_else(bad)?;
-    Ok(EntryKey {
-        created_at: t
-            .parse()
-            .ok()
-            .and_then(DateTime::from_timestamp_millis)
-            .ok_or_else(bad)?,
-        id: id.parse().map_err(|_| bad())?,
-    })
+    let (created_at, id) = parse_newest_cursor(c)?;
+    Ok(EntryKey { created_at, id })
 }
 
 /// The first day of the bucket `t` falls in.
@@ -494,13 +485,15 @@ impl<S: Storage> Marketplace<S> {
             .into_iter()
             .partition(|e| period.from.is_some_and(|f| e.created_at < f));
         let sum = |es: &[LedgerEntry], p: (i64, i64)| {
-            es.iter()
-                .fold(p, |(p, a), e| (p + e.pending.amount, a + e.available.amount))
+            es.iter().fold(p, |(p, a), e| {
+                (p + e.pending.amount, a + e.available.amount)
+            })
         };
         let opening = sum(&before, (0, 0));
         let closing = sum(&entries, opening);
-        let balance =
-            |(p, a): (i64, i64)| Balance::new(seller.id, Money::new(p, currency), Money::new(a, currency));
+        let balance = |(p, a): (i64, i64)| {
+            Balance::new(seller.id, Money::new(p, currency), Money::new(a, currency))
+        };
         Ok(Statement {
             seller_id: seller.id,
             store_name: seller.store_name.clone().unwrap_or_default(),
@@ -564,10 +557,7 @@ impl<S: Storage> Marketplace<S> {
         };
         let mut rows: BTreeMap<(NaiveDate, Currency, UserId), CommissionRow> = BTreeMap::new();
         let mut totals: BTreeMap<Currency, CommissionRow> = BTreeMap::new();
-        let first = entries
-            .iter()
-            .map(|e| bucket(e.created_at, query.by))
-            .min();
+        let first = entries.iter().map(|e| bucket(e.created_at, query.by)).min();
         for e in &entries {
             let currency = e.currency();
             let period = bucket(e.created_at, query.by);
@@ -678,4 +668,3 @@ pub fn order_commission(order: &Order) -> Commission {
         .clone()
         .unwrap_or_else(|| Commission::none(order.total))
 }
-

@@ -57,8 +57,8 @@ mod notify;
 pub mod order;
 pub mod outbox;
 pub mod page;
-pub mod payout;
 mod patch;
+pub mod payout;
 pub mod storage;
 pub mod user;
 
@@ -72,8 +72,8 @@ pub use clock::{Clock, IdGenerator, ManualClock, SystemClock};
 pub use commission::{Commission, CommissionRule, CommissionTerms, RuleScope};
 pub use error::{Error, ErrorKind, FieldError, Result, ShortItem};
 pub use ids::*;
-pub use mailer::{DevMailer, MailError, Mailer};
 pub use ledger::{Balance, CommissionReport, EntryKind, LedgerEntry, Period, Statement};
+pub use mailer::{DevMailer, MailError, Mailer};
 pub use marketplace::{
     Config, DeliveryPolicy, Limits, Marketplace, MarketplaceBuilder, MoneyPolicy,
 };

@@ -66,7 +66,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "password_reset.html",
         include_str!("../templates/password_reset.html"),
     ),
-    ("payout_paid.txt", include_str!("../templates/payout_paid.txt")),
+    (
+        "payout_paid.txt",
+        include_str!("../templates/payout_paid.txt"),
+    ),
     (
         "payout_paid.html",
         include_str!("../templates/payout_paid.html"),

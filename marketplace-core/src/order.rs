@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +14,7 @@ use crate::marketplace::Marketplace;
 use crate::money::Money;
 use crate::notify::Notification;
 use crate::outbox::OutboxMessage;
-use crate::page::Page;
+use crate::page::{Page, newest_cursor, parse_newest_cursor};
 use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
@@ -304,22 +302,12 @@ pub struct OrderListQuery {
 }
 
 fn encode_cursor(o: &Order) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", o.created_at.timestamp_millis(), o.id))
+    newest_cursor(o.created_at, o.id)
 }
 
 fn decode_cursor(c: &str) -> Result<OrderKey> {
-    let bad = || Error::invalid("cursor", "invalid", "is not a cursor of this list");
-    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (t, id) = raw.split_once('|').ok_or_else(bad)?;
-    Ok(OrderKey {
-        created_at: t
-            .parse()
-            .ok()
-            .and_then(DateTime::from_timestamp_millis)
-            .ok_or_else(bad)?,
-        id: id.parse().map_err(|_| bad())?,
-    })
+    let (created_at, id) = parse_newest_cursor(c)?;
+    Ok(OrderKey { created_at, id })
 }
 
 impl<S: Storage> Marketplace<S> {
@@ -347,11 +335,7 @@ impl<S: Storage> Marketplace<S> {
             after: None,
             limit: 0,
         };
-        let page = self.order_page(q, &page).await?;
-        Ok(Page {
-            items: page.items.into_iter().map(Order::for_buyer).collect(),
-            next_cursor: page.next_cursor,
-        })
+        Ok(self.order_page(q, &page).await?.map(Order::for_buyer))
     }
 
     /// The seller's orders, newest first, optionally of one status.

@@ -1,6 +1,11 @@
 //! One page of a list and the cursor to the next.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::error::{Error, Result};
 
 /// A page of results: `{"items": [...], "next_cursor": "..." | null}`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -37,4 +42,24 @@ impl<T> Page<T> {
             next_cursor: self.next_cursor,
         }
     }
+}
+
+/// The cursor of a newest-first list keyed by `(time, id)`: opaque to clients.
+pub(crate) fn newest_cursor(at: DateTime<Utc>, id: impl std::fmt::Display) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_millis()))
+}
+
+/// Reads a cursor [`newest_cursor`] wrote; anything else is a validation error
+/// on `cursor`.
+pub(crate) fn parse_newest_cursor<I: std::str::FromStr>(c: &str) -> Result<(DateTime<Utc>, I)> {
+    let bad = || Error::invalid("cursor", "invalid", "is not a cursor of this list");
+    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (t, id) = raw.split_once('|').ok_or_else(bad)?;
+    let at = t
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(bad)?;
+    Ok((at, id.parse().map_err(|_| bad())?))
 }

@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +22,7 @@ use crate::marketplace::Marketplace;
 use crate::money::{Currency, Money};
 use crate::notify::Notification;
 use crate::outbox::OutboxMessage;
-use crate::page::Page;
+use crate::page::{Page, newest_cursor, parse_newest_cursor};
 use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
@@ -235,7 +233,10 @@ pub trait PayoutProvider: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     /// Sends one payout.
-    async fn send(&self, payout: &PayoutInstruction) -> std::result::Result<PayoutSent, PayoutError>;
+    async fn send(
+        &self,
+        payout: &PayoutInstruction,
+    ) -> std::result::Result<PayoutSent, PayoutError>;
 }
 
 /// The default provider: the operator pays by hand (a bank transfer) and marks
@@ -386,22 +387,12 @@ impl PayoutQuery {
 }
 
 fn encode_cursor(p: &Payout) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", p.created_at.timestamp_millis(), p.id))
+    newest_cursor(p.created_at, p.id)
 }
 
 fn decode_cursor(c: &str) -> Result<PayoutKey> {
-    let bad = || Error::invalid("cursor", "invalid", "is not a cursor of this list");
-    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (t, id) = raw.split_once('|').ok_or_else(bad)?;
-    Ok(PayoutKey {
-        created_at: t
-            .parse()
-            .ok()
-            .and_then(DateTime::from_timestamp_millis)
-            .ok_or_else(bad)?,
-        id: id.parse().map_err(|_| bad())?,
-    })
+    let (created_at, id) = parse_newest_cursor(c)?;
+    Ok(PayoutKey { created_at, id })
 }
 
 /// The longest reference or reason kept on a payout, in characters.

@@ -36,8 +36,10 @@ impl Settings {
         config.media_url = self.media_base();
         config.currency = self.currency;
         config.delivery = self.delivery.clone();
-        config.money.return_window = chrono::Duration::from_std(self.return_window)
-            .map_err(|_| Error::setting("MARKETPLACE_RETURN_WINDOW", "the return window is too long"))?;
+        config.money.return_window =
+            chrono::Duration::from_std(self.return_window).map_err(|_| {
+                Error::setting("MARKETPLACE_RETURN_WINDOW", "the return window is too long")
+            })?;
         if let Some(m) = self
             .minimum_payout
             .as_deref()

@@ -248,7 +248,9 @@ impl Settings {
         }
         s.payout_interval = span("MARKETPLACE_PAYOUT_INTERVAL")?.filter(|d| !d.is_zero());
         if let Some(v) = get("MARKETPLACE_MINIMUM_PAYOUT") {
-            if marketplace_core::Money::from_decimal(v.trim(), s.currency).is_none_or(|m| m.amount < 1) {
+            if marketplace_core::Money::from_decimal(v.trim(), s.currency)
+                .is_none_or(|m| m.amount < 1)
+            {
                 return Err(Error::setting(
                     "MARKETPLACE_MINIMUM_PAYOUT",
                     format!(
@@ -365,6 +367,36 @@ pub(crate) mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn money_settings_are_read_and_checked() {
+        let s = lookup(&[]).unwrap();
+        assert_eq!(s.return_window, Duration::from_secs(14 * 24 * 3600));
+        assert_eq!((s.payout_interval, s.minimum_payout.clone()), (None, None));
+        let s = lookup(&[
+            ("MARKETPLACE_RETURN_WINDOW", "36h"),
+            ("MARKETPLACE_PAYOUT_INTERVAL", "7days"),
+            ("MARKETPLACE_MINIMUM_PAYOUT", "25.50"),
+            ("MARKETPLACE_LEDGER_POLL_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(s.return_window, Duration::from_secs(36 * 3600));
+        assert_eq!(s.payout_interval, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert_eq!(s.ledger_poll, Duration::from_millis(250));
+        let config = s.marketplace_config(None).unwrap();
+        assert_eq!(config.money.minimum_payout, 2550);
+        assert_eq!(config.money.return_window, chrono::Duration::hours(36));
+        for (var, value) in [
+            ("MARKETPLACE_RETURN_WINDOW", "two weeks"),
+            ("MARKETPLACE_PAYOUT_INTERVAL", "-1h"),
+            ("MARKETPLACE_MINIMUM_PAYOUT", "-5"),
+            ("MARKETPLACE_MINIMUM_PAYOUT", "0.00"),
+            ("MARKETPLACE_MINIMUM_PAYOUT", "1.234"),
+        ] {
+            let e = lookup(&[(var, value)]).unwrap_err();
+            assert!(e.to_string().contains(var), "{var}={value}: {e}");
+        }
     }
 
     #[test]

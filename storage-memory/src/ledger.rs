@@ -71,11 +71,7 @@ impl LedgerStore for MemoryStorage {
         Ok(v)
     }
 
-    async fn orders_to_release(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StorageResult<Vec<Order>> {
+    async fn orders_to_release(&self, now: DateTime<Utc>, limit: u32) -> StorageResult<Vec<Order>> {
         let s = self.lock();
         let mut v: Vec<Order> = s
             .orders

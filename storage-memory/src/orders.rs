@@ -43,8 +43,7 @@ impl OrderStore for MemoryStorage {
             .orders
             .get_mut(&t.order_id)
             .ok_or(StorageError::NotFound)?;
-        if order.status != t.from || (t.require_unreleased && order.earning_released_at.is_some())
-        {
+        if order.status != t.from || (t.require_unreleased && order.earning_released_at.is_some()) {
             return Ok(None);
         }
         if let Some(entry) = &t.ledger {

@@ -14,7 +14,12 @@ impl PayoutStore for MemoryStorage {
 
     async fn list_payouts(&self, q: &PayoutQuery) -> StorageResult<Vec<Payout>> {
         let s = self.lock();
-        let mut v: Vec<Payout> = s.payouts.values().filter(|p| q.matches(p)).cloned().collect();
+        let mut v: Vec<Payout> = s
+            .payouts
+            .values()
+            .filter(|p| q.matches(p))
+            .cloned()
+            .collect();
         v.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.id)));
         v.truncate(q.limit as usize);
         Ok(v)

@@ -219,7 +219,10 @@ pub async fn money_invariants<S: Storage>(w: &World<S>, admin: &Principal) -> Mo
         }
     }
     for o in &orders {
-        let c = o.commission.clone().expect("a seller's view has the commission");
+        let c = o
+            .commission
+            .clone()
+            .expect("a seller's view has the commission");
         assert_eq!(
             c.amount.amount + c.seller_net.amount,
             o.total.amount,
@@ -252,7 +255,10 @@ pub async fn money_invariants<S: Storage>(w: &World<S>, admin: &Principal) -> Mo
         let returned = o.status == OrderStatus::Returned && reached_delivery;
         assert_eq!(count(EntryKind::Reversal), usize::from(returned));
         if let Some(rev) = mine.iter().find(|e| e.kind == EntryKind::Reversal) {
-            assert_eq!(rev.pending.amount, -c.seller_net.amount, "at its own commission");
+            assert_eq!(
+                rev.pending.amount, -c.seller_net.amount,
+                "at its own commission"
+            );
             assert_eq!(rev.commission.amount, -c.amount.amount);
             figures.commission -= c.amount.amount;
         }
@@ -278,7 +284,10 @@ pub async fn money_invariants<S: Storage>(w: &World<S>, admin: &Principal) -> Mo
     }
     for p in &payouts {
         let mine = by_payout.remove(&p.id).unwrap_or_default();
-        let taken: Vec<_> = mine.iter().filter(|e| e.kind == EntryKind::Payout).collect();
+        let taken: Vec<_> = mine
+            .iter()
+            .filter(|e| e.kind == EntryKind::Payout)
+            .collect();
         assert_eq!(taken.len(), 1, "one payout entry for {}", p.id);
         assert_eq!(taken[0].available.amount, -p.amount.amount);
         assert!(p.amount.amount > 0);
@@ -359,7 +368,13 @@ pub async fn commission_rules_are_snapshotted_on_each_order<S: Storage>(storage:
         maximum: Some(usd(700)),
     };
     w.market
-        .set_commission_rule(&admin, RuleScope::Seller { seller_id: s2.user_id }, capped)
+        .set_commission_rule(
+            &admin,
+            RuleScope::Seller {
+                seller_id: s2.user_id,
+            },
+            capped,
+        )
         .await
         .unwrap();
     assert_eq!(w.market.commission_rules(&admin).await.unwrap().len(), 3);
@@ -401,8 +416,20 @@ pub async fn commission_rules_are_snapshotted_on_each_order<S: Storage>(storage:
     let c2 = o2.commission.clone().unwrap();
     // 4001 at 25 % = 1000.25, capped at 700.
     assert_eq!((c2.amount, c2.seller_net), (usd(700), usd(3301)));
-    assert_eq!(c2.rules[0].scope, RuleScope::Seller { seller_id: s2.user_id });
-    assert!(w.market.order(&buyer, o1.id).await.unwrap().commission.is_none());
+    assert_eq!(
+        c2.rules[0].scope,
+        RuleScope::Seller {
+            seller_id: s2.user_id
+        }
+    );
+    assert!(
+        w.market
+            .order(&buyer, o1.id)
+            .await
+            .unwrap()
+            .commission
+            .is_none()
+    );
 
     // Rule changes leave placed orders alone; new orders use the new rules.
     w.market
@@ -410,12 +437,22 @@ pub async fn commission_rules_are_snapshotted_on_each_order<S: Storage>(storage:
         .await
         .unwrap();
     w.market
-        .remove_commission_rule(&admin, RuleScope::Seller { seller_id: s2.user_id })
+        .remove_commission_rule(
+            &admin,
+            RuleScope::Seller {
+                seller_id: s2.user_id,
+            },
+        )
         .await
         .unwrap();
     assert_err!(
         w.market
-            .remove_commission_rule(&admin, RuleScope::Seller { seller_id: s2.user_id })
+            .remove_commission_rule(
+                &admin,
+                RuleScope::Seller {
+                    seller_id: s2.user_id
+                }
+            )
             .await,
         Error::NotFound(_)
     );
@@ -424,7 +461,11 @@ pub async fn commission_rules_are_snapshotted_on_each_order<S: Storage>(storage:
     let again = w.market.order(&s2, o2.id).await.unwrap();
     assert_eq!(again.commission, Some(c2));
     let (_, next) = sale(&w, &s2, 1000, 1).await;
-    assert_eq!(next.commission.unwrap().amount, usd(900), "the default now applies");
+    assert_eq!(
+        next.commission.unwrap().amount,
+        usd(900),
+        "the default now applies"
+    );
 }
 
 /// Delivery earns the order's net, held as pending until the return window
@@ -443,13 +484,20 @@ pub async fn ledger_holds_earnings_for_the_return_window<S: Storage>(storage: S)
         .cancel_order(&other_buyer, cancelled.id)
         .await
         .unwrap();
-    assert_eq!(w.market.seller_balance(&seller).await.unwrap().total, usd(0));
+    assert_eq!(
+        w.market.seller_balance(&seller).await.unwrap().total,
+        usd(0)
+    );
 
     let delivered = deliver(&w, &seller, order.id).await;
     let window = w.market.config().money.return_window;
     assert_eq!(delivered.return_until, Some(w.now() + window));
     let b = w.market.seller_balance(&seller).await.unwrap();
-    assert_eq!((b.pending, b.available), (usd(3400), usd(0)), "4000 less 15 %");
+    assert_eq!(
+        (b.pending, b.available),
+        (usd(3400), usd(0)),
+        "4000 less 15 %"
+    );
     let page = w
         .market
         .seller_ledger(&seller, LedgerListQuery::default())
@@ -531,7 +579,11 @@ pub async fn returns_reverse_at_the_orders_own_commission<S: Storage>(storage: S
     w.market.request_return(&buyer, order.id).await.unwrap();
     // A requested return holds the earning even after the window closes.
     w.clock.advance(Duration::days(30));
-    assert_eq!(w.market.release_earnings(100).await.unwrap(), 1, "only the kept order");
+    assert_eq!(
+        w.market.release_earnings(100).await.unwrap(),
+        1,
+        "only the kept order"
+    );
     let back = w
         .market
         .set_order_status(&seller, order.id, OrderStatus::Returned)
@@ -545,7 +597,11 @@ pub async fn returns_reverse_at_the_orders_own_commission<S: Storage>(storage: S
         .iter()
         .find(|e| e.kind == EntryKind::Reversal)
         .unwrap();
-    assert_eq!(reversal.pending, usd(-4500), "at 10 %, not the 50 % of today");
+    assert_eq!(
+        reversal.pending,
+        usd(-4500),
+        "at 10 %, not the 50 % of today"
+    );
     assert_eq!(reversal.commission, usd(-500));
     let report = w
         .market

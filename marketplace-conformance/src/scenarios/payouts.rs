@@ -58,14 +58,24 @@ pub async fn payouts_take_the_available_balance_once<S: Storage>(storage: S) {
     assert_eq!(made.len(), 1, "one payout however many admins ask at once");
     let payout = made.remove(0);
     assert_eq!(payout.amount, usd(900 + 2250));
-    assert_eq!(payout.status, PayoutStatus::Requested, "manual: awaiting the admin");
+    assert_eq!(
+        payout.status,
+        PayoutStatus::Requested,
+        "manual: awaiting the admin"
+    );
     assert_eq!(payout.provider, "manual");
     assert_eq!(payout.idempotency_key, format!("payout-{}", payout.id));
     let b = w.market.seller_balance(&seller).await.unwrap();
     assert_eq!((b.available, b.total), (usd(0), usd(0)));
     // 360 available is below the minimum of 500: a run pays nobody.
     assert!(w.market.run_payouts(&a1).await.unwrap().is_empty());
-    assert!(w.market.pay_out_seller(&a1, other.user_id).await.unwrap().is_none());
+    assert!(
+        w.market
+            .pay_out_seller(&a1, other.user_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     assert_err!(
         w.market.mark_payout_paid(&a1, payout.id, "  ").await,
@@ -74,7 +84,8 @@ pub async fn payouts_take_the_available_balance_once<S: Storage>(storage: S) {
     let mails_before = w.mails("payout_paid").await.len();
     let (x, y) = tokio::join!(
         w.market.mark_payout_paid(&a1, payout.id, "BANK-42"),
-        w.market.mark_payout_failed(&a2, payout.id, "account closed"),
+        w.market
+            .mark_payout_failed(&a2, payout.id, "account closed"),
     );
     let paid = match (x, y) {
         (Ok(p), Err(Error::Conflict { code, .. })) => {
@@ -87,7 +98,11 @@ pub async fn payouts_take_the_available_balance_once<S: Storage>(storage: S) {
             assert_eq!(code, "payout_settled");
             assert_eq!(p.status, PayoutStatus::Failed);
             let b = w.market.seller_balance(&seller).await.unwrap();
-            assert_eq!(b.available, usd(3150), "a failed payout gives its funds back");
+            assert_eq!(
+                b.available,
+                usd(3150),
+                "a failed payout gives its funds back"
+            );
             false
         }
         other => panic!("exactly one settlement wins: {other:?}"),
@@ -121,7 +136,10 @@ pub async fn payouts_take_the_available_balance_once<S: Storage>(storage: S) {
             .is_empty()
     );
     assert_err!(w.market.payout(&other, payout.id).await, Error::NotFound(_));
-    assert_eq!(w.market.payout(&seller, payout.id).await.unwrap().id, payout.id);
+    assert_eq!(
+        w.market.payout(&seller, payout.id).await.unwrap().id,
+        payout.id
+    );
     let figures = money_invariants(&w, &a1).await;
     assert_eq!(figures.payouts.values().sum::<usize>(), 1);
 }
@@ -135,7 +153,12 @@ pub async fn provider_outcomes_settle_payouts<S: Storage>(storage: S) {
     let provider = Arc::new(SimulatedPayouts::new());
     let w = World::with_payouts(storage, no_hold(), provider.clone()).await;
     let admin = w.admin().await;
-    let sellers = [w.seller().await, w.seller().await, w.seller().await, w.seller().await];
+    let sellers = [
+        w.seller().await,
+        w.seller().await,
+        w.seller().await,
+        w.seller().await,
+    ];
     for s in &sellers {
         let (_, o) = sale(&w, s, 1000, 1).await;
         deliver(&w, s, o.id).await;
@@ -158,17 +181,36 @@ pub async fn provider_outcomes_settle_payouts<S: Storage>(storage: S) {
         ),
         (1, 1, 2)
     );
-    let paid = made.iter().find(|p| p.status == PayoutStatus::Paid).unwrap();
+    let paid = made
+        .iter()
+        .find(|p| p.status == PayoutStatus::Paid)
+        .unwrap();
     let transfers = provider.transfers();
     assert_eq!(
         transfers.get(&paid.idempotency_key).map(|t| t.1.clone()),
         paid.reference.clone(),
         "the provider's reference is kept"
     );
-    let failed = made.iter().find(|p| p.status == PayoutStatus::Failed).unwrap();
+    let failed = made
+        .iter()
+        .find(|p| p.status == PayoutStatus::Failed)
+        .unwrap();
     assert_eq!(failed.failure.as_deref(), Some("no such account"));
-    let b = w.market.seller_balance(&sellers.iter().find(|s| s.user_id == failed.seller_id).unwrap().clone()).await;
-    assert_eq!(b.unwrap().available, usd(1000), "the declined payout's funds are back");
+    let b = w
+        .market
+        .seller_balance(
+            &sellers
+                .iter()
+                .find(|s| s.user_id == failed.seller_id)
+                .unwrap()
+                .clone(),
+        )
+        .await;
+    assert_eq!(
+        b.unwrap().available,
+        usd(1000),
+        "the declined payout's funds are back"
+    );
 
     // A second run pays the failed seller again (a new payout, a new key) and
     // leaves the unresolved ones alone.
@@ -178,14 +220,24 @@ pub async fn provider_outcomes_settle_payouts<S: Storage>(storage: S) {
     assert_eq!(again[0].seller_id, failed.seller_id);
     assert_ne!(again[0].idempotency_key, failed.idempotency_key);
     assert_eq!(again[0].status, PayoutStatus::Paid);
-    assert_eq!(provider.calls(), calls + 1, "unresolved payouts are not sent again");
+    assert_eq!(
+        provider.calls(),
+        calls + 1,
+        "unresolved payouts are not sent again"
+    );
 
     // The admin resolves the unresolved ones after asking the provider.
     for p in made.iter().filter(|p| p.status == PayoutStatus::Unresolved) {
         let done = if transfers.contains_key(&p.idempotency_key) {
-            w.market.mark_payout_paid(&admin, p.id, "checked: sent").await.unwrap()
+            w.market
+                .mark_payout_paid(&admin, p.id, "checked: sent")
+                .await
+                .unwrap()
         } else {
-            w.market.mark_payout_failed(&admin, p.id, "checked: never sent").await.unwrap()
+            w.market
+                .mark_payout_failed(&admin, p.id, "checked: never sent")
+                .await
+                .unwrap()
         };
         assert!(!done.status.is_open());
     }
@@ -196,7 +248,11 @@ pub async fn provider_outcomes_settle_payouts<S: Storage>(storage: S) {
         .map(|p| p.idempotency_key.clone())
         .collect();
     let transfers = provider.transfers();
-    assert_eq!(paid_keys.len(), transfers.len(), "paid exactly what was transferred");
+    assert_eq!(
+        paid_keys.len(),
+        transfers.len(),
+        "paid exactly what was transferred"
+    );
     for k in &paid_keys {
         assert!(transfers.contains_key(k));
     }
@@ -218,7 +274,11 @@ pub async fn statements_add_up_to_the_balance<S: Storage>(storage: S) {
     w.market.release_earnings(10).await.unwrap();
     w.clock.advance(Duration::days(3));
     let split = w.now();
-    w.market.pay_out_seller(&admin, seller.user_id).await.unwrap().unwrap();
+    w.market
+        .pay_out_seller(&admin, seller.user_id)
+        .await
+        .unwrap()
+        .unwrap();
     let (_, second) = sale(&w, &seller, 1000, 1).await;
     deliver(&w, &seller, second.id).await;
     let all = w
@@ -229,7 +289,12 @@ pub async fn statements_add_up_to_the_balance<S: Storage>(storage: S) {
     let kinds: Vec<_> = all.entries.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
-        [EntryKind::Earning, EntryKind::Release, EntryKind::Payout, EntryKind::Earning]
+        [
+            EntryKind::Earning,
+            EntryKind::Release,
+            EntryKind::Payout,
+            EntryKind::Earning
+        ]
     );
     let balance = w.market.seller_balance(&seller).await.unwrap();
     assert_eq!(all.closing, balance);
@@ -252,8 +317,14 @@ pub async fn statements_add_up_to_the_balance<S: Storage>(storage: S) {
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[0].starts_with("date,entry,kind,"));
-    assert!(lines[1].contains(",payout,") && lines[1].contains("-18.00"), "{csv}");
-    assert!(lines[2].contains(",earning,") && lines[2].contains(",9.00,"), "{csv}");
+    assert!(
+        lines[1].contains(",payout,") && lines[1].contains("-18.00"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains(",earning,") && lines[2].contains(",9.00,"),
+        "{csv}"
+    );
     assert_err!(
         w.market
             .seller_statement(
@@ -290,7 +361,10 @@ pub async fn a_return_and_a_release_never_both_win<S: Storage>(storage: S) {
         tasks.push(tokio::spawn(async move {
             match w.market.request_return(&buyer, id).await {
                 Ok(_) => true,
-                Err(Error::Conflict { code, .. }) if code == "return_window_closed" => false,
+                Err(Error::Conflict {
+                    code: "return_window_closed",
+                    ..
+                }) => false,
                 Err(e) => panic!("{e:?}"),
             }
         }));
@@ -312,7 +386,11 @@ pub async fn a_return_and_a_release_never_both_win<S: Storage>(storage: S) {
         returns += usize::from(t.await.unwrap());
     }
     let released = releaser.await.unwrap() + w.market.release_earnings(100).await.unwrap();
-    assert_eq!(returns + released, ORDERS, "each order went exactly one way");
+    assert_eq!(
+        returns + released,
+        ORDERS,
+        "each order went exactly one way"
+    );
     for (_, id) in &sales {
         let o = w.market.order(&seller, *id).await.unwrap();
         match o.status {
@@ -344,12 +422,26 @@ pub async fn a_return_and_a_release_never_both_win<S: Storage>(storage: S) {
         outbox: Vec::new(),
     };
     let storage = w.market.storage();
-    assert!(storage.transition_order(&ask_return(b.id)).await.unwrap().is_some());
+    assert!(
+        storage
+            .transition_order(&ask_return(b.id))
+            .await
+            .unwrap()
+            .is_some()
+    );
     let due = storage.orders_to_release(w.now(), 100).await.unwrap();
-    assert_eq!(due.iter().map(|o| o.id).collect::<Vec<_>>(), [a.id], "only the delivered one");
+    assert_eq!(
+        due.iter().map(|o| o.id).collect::<Vec<_>>(),
+        [a.id],
+        "only the delivered one"
+    );
     assert_eq!(w.market.release_earnings(100).await.unwrap(), 1);
     assert!(
-        storage.transition_order(&ask_return(a.id)).await.unwrap().is_none(),
+        storage
+            .transition_order(&ask_return(a.id))
+            .await
+            .unwrap()
+            .is_none(),
         "a released order cannot be returned"
     );
     let release_b = EarningRelease {
@@ -366,7 +458,10 @@ pub async fn a_return_and_a_release_never_both_win<S: Storage>(storage: S) {
             created_at: w.now(),
         },
     };
-    assert!(!storage.release_earning(&release_b).await.unwrap(), "b's return was asked for");
+    assert!(
+        !storage.release_earning(&release_b).await.unwrap(),
+        "b's return was asked for"
+    );
     money_invariants(&w, &admin).await;
 }
 
@@ -410,14 +505,12 @@ pub async fn money_invariants_hold_under_contention<S: Storage>(storage: S) {
         )
         .await
         .unwrap();
-    provider.script(
-        (0..400).map(|i| match i % 5 {
-            0 => SimulatedOutcome::Decline("declined".into()),
-            1 => SimulatedOutcome::Timeout,
-            2 => SimulatedOutcome::PayThenTimeout,
-            _ => SimulatedOutcome::Pay,
-        }),
-    );
+    provider.script((0..400).map(|i| match i % 5 {
+        0 => SimulatedOutcome::Decline("declined".into()),
+        1 => SimulatedOutcome::Timeout,
+        2 => SimulatedOutcome::PayThenTimeout,
+        _ => SimulatedOutcome::Pay,
+    }));
 
     let mut tasks = Vec::new();
     for b in 0..BUYERS {
@@ -428,7 +521,10 @@ pub async fn money_invariants_hold_under_contention<S: Storage>(storage: S) {
             for round in 0..2 {
                 for k in 0..2 {
                     let p = products[(b + k + round) % SELLERS];
-                    w.market.add_to_cart(&buyer, p, 1 + (b % 3) as u32).await.unwrap();
+                    w.market
+                        .add_to_cart(&buyer, p, 1 + (b % 3) as u32)
+                        .await
+                        .unwrap();
                 }
                 let done = w
                     .market
@@ -510,8 +606,14 @@ pub async fn money_invariants_hold_under_contention<S: Storage>(storage: S) {
     assert_eq!(kept.len(), all, "a balance is taken once: {last:?}");
 
     let figures = money_invariants(&w, &a1).await;
-    assert!(figures.earned > 0 && figures.reversed > 0 && figures.paid_out > 0, "{figures:?}");
-    assert!(figures.payouts.get("failed").copied().unwrap_or(0) > 0, "{figures:?}");
+    assert!(
+        figures.earned > 0 && figures.reversed > 0 && figures.paid_out > 0,
+        "{figures:?}"
+    );
+    assert!(
+        figures.payouts.get("failed").copied().unwrap_or(0) > 0,
+        "{figures:?}"
+    );
     // Paid payouts match the provider's transfers one to one: nothing was sent
     // for a failed payout, nothing paid twice.
     let payouts = all_payouts(&w).await;

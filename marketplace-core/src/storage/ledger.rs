@@ -36,8 +36,7 @@ pub trait LedgerStore: Send + Sync + 'static {
 
     /// Up to `limit` orders whose earning is due for release: status `delivered`,
     /// not yet released, `return_until` at or before `now`; oldest deadline first.
-    async fn orders_to_release(&self, now: DateTime<Utc>, limit: u32)
-    -> StorageResult<Vec<Order>>;
+    async fn orders_to_release(&self, now: DateTime<Utc>, limit: u32) -> StorageResult<Vec<Order>>;
 
     /// **Atomic, conditional.** When the order is still `delivered` and its earning
     /// not yet released: sets its `earning_released_at` to the entry's time and
@@ -59,11 +58,7 @@ impl<T: LedgerStore + ?Sized> LedgerStore for std::sync::Arc<T> {
         (**self).ledger_entries(q).await
     }
 
-    async fn orders_to_release(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StorageResult<Vec<Order>> {
+    async fn orders_to_release(&self, now: DateTime<Utc>, limit: u32) -> StorageResult<Vec<Order>> {
         (**self).orders_to_release(now, limit).await
     }
 
