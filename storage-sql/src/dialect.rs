@@ -34,7 +34,7 @@ pub(crate) trait Dialect: sqlx::Database {
 
     fn bind_uuid<P: Push<Db = Self>>(p: P, v: Option<Uuid>) -> P;
     fn bind_text<P: Push<Db = Self>>(p: P, v: Option<&str>) -> P;
-    fn bind_int<P: Push<Db = Self>>(p: P, v: i64) -> P;
+    fn bind_int<P: Push<Db = Self>>(p: P, v: Option<i64>) -> P;
     fn bind_flag<P: Push<Db = Self>>(p: P, v: bool) -> P;
     fn bind_time<P: Push<Db = Self>>(p: P, v: Option<DateTime<Utc>>) -> P;
     /// A JSON document: `jsonb` in PostgreSQL, TEXT in SQLite.
@@ -42,7 +42,7 @@ pub(crate) trait Dialect: sqlx::Database {
 
     fn get_uuid(row: &Self::Row, col: &str) -> StorageResult<Option<Uuid>>;
     fn get_text(row: &Self::Row, col: &str) -> StorageResult<Option<String>>;
-    fn get_int(row: &Self::Row, col: &str) -> StorageResult<i64>;
+    fn get_int(row: &Self::Row, col: &str) -> StorageResult<Option<i64>>;
     fn get_flag(row: &Self::Row, col: &str) -> StorageResult<bool>;
     fn get_time(row: &Self::Row, col: &str) -> StorageResult<Option<DateTime<Utc>>>;
     fn get_json<T: DeserializeOwned>(row: &Self::Row, col: &str) -> StorageResult<Option<T>>;
@@ -59,7 +59,7 @@ macro_rules! values_through_sqlx {
         fn bind_text<P: Push<Db = Self>>(p: P, v: Option<&str>) -> P {
             p.push(v)
         }
-        fn bind_int<P: Push<Db = Self>>(p: P, v: i64) -> P {
+        fn bind_int<P: Push<Db = Self>>(p: P, v: Option<i64>) -> P {
             p.push(v)
         }
         fn bind_flag<P: Push<Db = Self>>(p: P, v: bool) -> P {
@@ -78,7 +78,7 @@ macro_rules! values_through_sqlx {
         fn get_text(row: &Self::Row, col: &str) -> StorageResult<Option<String>> {
             row.try_get(col).map_err(|e| corrupt(col, e))
         }
-        fn get_int(row: &Self::Row, col: &str) -> StorageResult<i64> {
+        fn get_int(row: &Self::Row, col: &str) -> StorageResult<Option<i64>> {
             row.try_get(col).map_err(|e| corrupt(col, e))
         }
         fn get_flag(row: &Self::Row, col: &str) -> StorageResult<bool> {

@@ -10,7 +10,7 @@ use crate::dialect::Dialect;
 /// index's or column's (SQLite message) name.
 fn unique_subject(db: &dyn DatabaseError) -> &'static str {
     let name = db.constraint().unwrap_or_else(|| db.message());
-    const SUBJECTS: [(&str, &str); 7] = [
+    const SUBJECTS: [(&str, &str); 11] = [
         ("users_email_key", "email"),
         // PostgreSQL names the index; SQLite its columns.
         ("products_seller_sku_key", "sku"),
@@ -19,6 +19,13 @@ fn unique_subject(db: &dyn DatabaseError) -> &'static str {
         ("categories.name_folded", "category name"),
         ("checkouts_buyer_key_key", "idempotency key"),
         ("checkouts.buyer_id", "idempotency key"),
+        ("ledger_entries_order_kind_key", "ledger entry"),
+        (
+            "ledger_entries.order_id, ledger_entries.kind",
+            "ledger entry",
+        ),
+        ("payouts_idempotency_key_key", "payout"),
+        ("payouts.idempotency_key", "payout"),
     ];
     SUBJECTS
         .iter()
@@ -26,19 +33,36 @@ fn unique_subject(db: &dyn DatabaseError) -> &'static str {
         .map_or("record", |(_, subject)| subject)
 }
 
+/// The checks that keep each bucket of a seller's balance at zero or above, by
+/// name: PostgreSQL reports the constraint, SQLite names it in its message.
+const BALANCE_CHECKS: [&str; 2] = [
+    "seller_balances_pending_check",
+    "seller_balances_available_check",
+];
+
+/// Whether a database error is a balance bucket refusing to go below zero.
+fn is_negative_balance(db: &dyn DatabaseError) -> bool {
+    let name = db.constraint().unwrap_or_else(|| db.message());
+    db.is_check_violation() && BALANCE_CHECKS.iter().any(|c| name.contains(c))
+}
+
 /// Whether a database error is worth repeating the whole call for.
 fn is_transient<D: Dialect>(db: &dyn DatabaseError) -> bool {
     db.code().is_some_and(|code| D::is_transient(&code))
 }
 
-/// The general mapping: unique violations to `AlreadyExists`, retryable failures
-/// to `Transient`, the rest to `Backend`.
+/// The general mapping: unique violations to `AlreadyExists`, a balance bucket
+/// that would go below zero to `Precondition`, retryable failures to
+/// `Transient`, the rest to `Backend`.
 pub(crate) fn map<D: Dialect>(e: sqlx::Error) -> StorageError {
     match &e {
         sqlx::Error::PoolTimedOut => StorageError::transient(e),
         sqlx::Error::Database(db) if is_transient::<D>(db.as_ref()) => StorageError::transient(e),
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StorageError::AlreadyExists(unique_subject(db.as_ref()))
+        }
+        sqlx::Error::Database(db) if is_negative_balance(db.as_ref()) => {
+            StorageError::Precondition("a ledger entry would take the balance below zero".into())
         }
         _ => StorageError::backend(e),
     }

@@ -19,6 +19,9 @@
 //! | the checkout commit | `CheckoutStore` | `postgres/checkout.rs` | `sqlite/checkout.rs` | `codec/checkout.rs` |
 //! | orders | `OrderStore` | `postgres/orders.rs` | `sqlite/orders.rs` | `codec/orders.rs` |
 //! | notification outbox | `OutboxStore` | `postgres/outbox.rs` | `sqlite/outbox.rs` | `codec/outbox.rs` |
+//! | commission rules | `CommissionStore` | `postgres/commission.rs` | `sqlite/commission.rs` | `codec/commission.rs` |
+//! | seller ledger, balances, earning releases | `LedgerStore` | `postgres/ledger.rs` | `sqlite/ledger.rs` | `codec/ledger.rs` |
+//! | payouts | `PayoutStore` | `postgres/payouts.rs` | `sqlite/payouts.rs` | `codec/payouts.rs` |
 //!
 //! - `postgres/mod.rs`, `sqlite/mod.rs`: connecting, the pools, migrations,
 //!   transactions and `ping`. PostgreSQL's atomic steps are transactions at the
@@ -26,7 +29,8 @@
 //!   WHERE version = $n`, `stock >= $q`), so concurrent callers are serialised by
 //!   row locks and re-checked conditions, never by retries of a stricter
 //!   isolation; the checkout takes every item's stock in one statement and the
-//!   outbox claim uses `FOR UPDATE SKIP LOCKED`. SQLite's write transactions
+//!   outbox claim uses `FOR UPDATE SKIP LOCKED`. A payout locks the seller's
+//!   balance row (`FOR UPDATE`) before it reads what it takes. SQLite's write transactions
 //!   start with `BEGIN IMMEDIATE` (taking the write lock up front, so two writers
 //!   never deadlock upgrading a read lock), with one writer connection and a pool
 //!   of read-only readers in WAL mode; its checkout takes each item in turn under
@@ -40,8 +44,8 @@
 //! - `error.rs`: maps driver errors to
 //!   [`StorageError`](marketplace_core::StorageError): unique violations to
 //!   `AlreadyExists` by constraint name, serialization failures, deadlocks and
-//!   busy databases to `Transient` (core retries those), everything else to
-//!   `Backend`.
+//!   busy databases to `Transient` (core retries those), a balance bucket's
+//!   check to `Precondition`, everything else to `Backend`.
 //!
 //! ## Schema
 //! Money is BIGINT minor units beside a currency code; ids are UUIDs (native in
@@ -52,6 +56,17 @@
 //! unique emails, category names (case-insensitively) and idempotency keys per
 //! buyer, at most one default address per user, and foreign keys (a category in
 //! use cannot be deleted). Every listing has an index matching its keyset order.
+//!
+//! Money follows the same rule. An order's commission is a JSON snapshot beside
+//! its `return_until` and `earning_released_at`. Commission rules are one row per
+//! scope (`level`, `target`), unique for the default too through a generated key
+//! that stands the nil uuid in for its missing target. Ledger entries are
+//! append-only rows; each one moves its seller's `seller_balances` row in the
+//! same transaction (one shared "append" per dialect, in its `ledger.rs`), and
+//! that row's `CHECK (pending >= 0)` and `CHECK (available >= 0)` refuse a
+//! bucket below zero, so the whole step rolls back with `Precondition`. A
+//! partial unique index allows one earning, release and reversal per order
+//! (`AlreadyExists("ledger entry")`).
 //! On PostgreSQL, catalog text search (`ILIKE '%term%'`) is served by trigram
 //! indexes: the migrations install the `pg_trgm` extension when it is missing
 //! (a trusted extension: the database owner may), and carry on without those

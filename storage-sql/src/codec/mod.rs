@@ -9,8 +9,11 @@
 pub(crate) mod accounts;
 pub(crate) mod catalog;
 pub(crate) mod checkout;
+pub(crate) mod commission;
+pub(crate) mod ledger;
 pub(crate) mod orders;
 pub(crate) mod outbox;
+pub(crate) mod payouts;
 pub(crate) mod shopping;
 
 use chrono::{DateTime, Utc};
@@ -40,6 +43,7 @@ pub(crate) trait Columns {
     fn text(&self, col: &str) -> StorageResult<String>;
     fn opt_text(&self, col: &str) -> StorageResult<Option<String>>;
     fn int(&self, col: &str) -> StorageResult<i64>;
+    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>>;
     fn flag(&self, col: &str) -> StorageResult<bool>;
     fn json<T: DeserializeOwned>(&self, col: &str) -> StorageResult<T>;
     fn opt_json<T: DeserializeOwned>(&self, col: &str) -> StorageResult<Option<T>>;
@@ -86,6 +90,9 @@ impl<R: Row<Database: Dialect<Row = R>>> Columns for R {
         R::Database::get_text(self, col)
     }
     fn int(&self, col: &str) -> StorageResult<i64> {
+        present(col, self.opt_int(col)?)
+    }
+    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>> {
         R::Database::get_int(self, col)
     }
     fn flag(&self, col: &str) -> StorageResult<bool> {
@@ -153,6 +160,7 @@ pub(crate) trait Binds: Push {
     fn text(self, v: &str) -> Self;
     fn opt_text(self, v: Option<&str>) -> Self;
     fn int(self, v: i64) -> Self;
+    fn opt_int(self, v: Option<i64>) -> Self;
     fn flag(self, v: bool) -> Self;
     fn time(self, v: DateTime<Utc>) -> Self;
     fn opt_time(self, v: Option<DateTime<Utc>>) -> Self;
@@ -175,6 +183,9 @@ impl<P: Push> Binds for P {
         P::Db::bind_text(self, v)
     }
     fn int(self, v: i64) -> Self {
+        P::Db::bind_int(self, Some(v))
+    }
+    fn opt_int(self, v: Option<i64>) -> Self {
         P::Db::bind_int(self, v)
     }
     fn flag(self, v: bool) -> Self {

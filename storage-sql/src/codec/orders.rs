@@ -1,8 +1,11 @@
-//! Orders, once for both dialects: their columns, decoder and listing.
+//! Orders, once for both dialects: their columns, decoder, listing and the
+//! release round's query.
 
+use chrono::{DateTime, Utc};
 use marketplace_core::OrderStatus;
 use marketplace_core::StorageResult;
 use marketplace_core::address::Address;
+use marketplace_core::commission::Commission;
 use marketplace_core::order::{Order, OrderItem, OrderQuery, StatusChange};
 use sqlx::QueryBuilder;
 
@@ -11,7 +14,8 @@ use crate::dialect::Dialect;
 
 /// The columns of `orders`, in the order [`push_insert_orders`] binds them.
 const ORDER_COLUMNS: &str = "id, checkout_id, buyer_id, seller_id, store_name, status, items, \
-     address, total_amount, currency, history, created_at, updated_at";
+     address, total_amount, currency, commission, return_until, earning_released_at, history, \
+     created_at, updated_at";
 
 /// Pushes `INSERT INTO orders ... VALUES ...` for these orders (at least one).
 pub(crate) fn push_insert_orders<'o, D: Dialect>(
@@ -31,6 +35,9 @@ pub(crate) fn push_insert_orders<'o, D: Dialect>(
             .json(&o.address)
             .int(o.total.amount)
             .text(o.total.currency.as_str())
+            .opt_json(o.commission.as_ref())
+            .opt_time(o.return_until)
+            .opt_time(o.earning_released_at)
             .json(&o.history)
             .time(o.created_at)
             .time(o.updated_at);
@@ -49,9 +56,9 @@ pub(crate) fn order<R: Columns>(r: &R) -> StorageResult<Order> {
         items: r.json::<Vec<OrderItem>>("items")?,
         address: r.json::<Address>("address")?,
         total: r.money("total_amount", "currency")?,
-        commission: None,
-        return_until: None,
-        earning_released_at: None,
+        commission: r.opt_json::<Commission>("commission")?,
+        return_until: r.opt_time("return_until")?,
+        earning_released_at: r.opt_time("earning_released_at")?,
         history: r.json::<Vec<StatusChange>>("history")?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
@@ -76,5 +83,18 @@ pub(crate) fn list_orders<D: Dialect>(q: &OrderQuery) -> QueryBuilder<D> {
     }
     qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .int(i64::from(q.limit));
+    qb
+}
+
+/// Up to `limit` delivered orders whose earning is due at `now`, oldest deadline
+/// first (served by the partial index `orders_release_due_idx`).
+pub(crate) fn orders_to_release<D: Dialect>(now: DateTime<Utc>, limit: u32) -> QueryBuilder<D> {
+    let mut qb = QueryBuilder::new(
+        "SELECT * FROM orders WHERE status = 'delivered' AND earning_released_at IS NULL \
+         AND return_until <= ",
+    );
+    qb.time(now)
+        .push(" ORDER BY return_until, id LIMIT ")
+        .int(i64::from(limit));
     qb
 }

@@ -16,9 +16,11 @@
 mod accounts;
 mod catalog;
 mod checkout;
+mod commission;
+mod ledger;
 mod orders;
 mod outbox;
-mod money_stub;
+mod payouts;
 mod shopping;
 
 use std::str::FromStr;

@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
+use super::ledger::append_entry;
 use super::outbox::insert_outbox;
 use super::{PostgresStorage, e};
 use crate::codec::{self, orders};
@@ -35,6 +36,17 @@ async fn restock(conn: &mut PgConnection, restock: &[(ProductId, u32)]) -> Stora
         .await
         .map_err(e)?;
     Ok(())
+}
+
+/// Whether the order exists: what a conditional write that matched no row
+/// tells apart (a moved status from a missing order).
+pub(super) async fn order_exists(conn: &mut PgConnection, id: OrderId) -> StorageResult<bool> {
+    let row = sqlx::query("SELECT 1 FROM orders WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await
+        .map_err(e)?;
+    Ok(row.is_some())
 }
 
 #[async_trait]
@@ -65,33 +77,36 @@ impl OrderStore for PostgresStorage {
 
     async fn transition_order(&self, t: &OrderTransition) -> StorageResult<Option<Order>> {
         let mut tx = self.begin().await?;
-        // The conditional write: a concurrent transition of the same order waits,
-        // then finds the status moved and changes nothing.
+        // The conditional write: a concurrent transition (or earning release) of
+        // the same order waits, then finds its condition gone and changes nothing.
         let row = sqlx::query(
             "UPDATE orders SET status = $2, history = history || jsonb_build_array($3::jsonb), \
-             updated_at = $4 WHERE id = $1 AND status = $5 RETURNING *",
+             updated_at = $4, return_until = COALESCE($6, return_until) \
+             WHERE id = $1 AND status = $5 AND (NOT $7 OR earning_released_at IS NULL) \
+             RETURNING *",
         )
         .bind(t.order_id.0)
         .bind(t.to.as_str())
         .bind(Json(&t.change))
         .bind(t.change.at)
         .bind(t.from.as_str())
+        .bind(t.return_until)
+        .bind(t.require_unreleased)
         .fetch_optional(&mut *tx)
         .await
         .map_err(e)?;
         let Some(row) = row else {
-            let exists = sqlx::query("SELECT 1 FROM orders WHERE id = $1")
-                .bind(t.order_id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(e)?;
-            return match exists {
-                Some(_) => Ok(None),
-                None => Err(StorageError::NotFound),
+            return if order_exists(&mut tx, t.order_id).await? {
+                Ok(None)
+            } else {
+                Err(StorageError::NotFound)
             };
         };
         let order = orders::order(&row)?;
         restock(&mut tx, &t.restock).await?;
+        if let Some(entry) = &t.ledger {
+            append_entry(&mut tx, entry).await?;
+        }
         insert_outbox(&mut tx, &t.outbox).await?;
         tx.commit().await.map_err(e)?;
         Ok(Some(order))
