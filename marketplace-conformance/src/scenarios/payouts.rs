@@ -475,7 +475,7 @@ pub async fn money_invariants_hold_under_contention<S: Storage>(storage: S) {
     const BUYERS: usize = 24;
     let provider = Arc::new(SimulatedPayouts::new());
     let mut config = test_config();
-    config.money.return_window = Duration::minutes(30);
+    config.money.return_window = Duration::minutes(10);
     config.money.minimum_payout = 1;
     let w = Arc::new(World::with_payouts(storage, config, provider.clone()).await);
     let (a1, a2) = (w.admin().await, w.admin().await);
@@ -512,9 +512,11 @@ pub async fn money_invariants_hold_under_contention<S: Storage>(storage: S) {
         _ => SimulatedOutcome::Pay,
     }));
 
+    let shoppers = Arc::new(std::sync::atomic::AtomicUsize::new(BUYERS));
     let mut tasks = Vec::new();
     for b in 0..BUYERS {
         let (w, sellers, products) = (Arc::clone(&w), sellers.clone(), products.clone());
+        let shoppers = Arc::clone(&shoppers);
         tasks.push(tokio::spawn(async move {
             let buyer = w.buyer().await;
             w.address(&buyer).await;
@@ -560,16 +562,19 @@ pub async fn money_invariants_hold_under_contention<S: Storage>(storage: S) {
                         }
                     }
                 }
-                if b % 4 == 0 {
-                    w.clock.advance(Duration::minutes(20));
+                if b % 2 == 0 {
+                    w.clock.advance(Duration::minutes(3));
                 }
             }
+            shoppers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }));
     }
+    // Two admins release and pay out for as long as the shopping goes on.
     for admin in [a1, a2] {
         let (w, provider) = (Arc::clone(&w), Arc::clone(&provider));
+        let shoppers = Arc::clone(&shoppers);
         tasks.push(tokio::spawn(async move {
-            for _ in 0..12 {
+            while shoppers.load(std::sync::atomic::Ordering::SeqCst) > 0 {
                 w.market.release_earnings(50).await.unwrap();
                 for p in w.market.run_payouts(&admin).await.unwrap() {
                     if p.status == PayoutStatus::Unresolved {
@@ -582,7 +587,7 @@ pub async fn money_invariants_hold_under_contention<S: Storage>(storage: S) {
                         };
                     }
                 }
-                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
         }));
     }
