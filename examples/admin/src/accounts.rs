@@ -1,7 +1,7 @@
 //! Accounts: admins, sellers and the activation of any account.
 
-use anyhow::{Context, Result};
-use marketplace_core::{Principal, SellerListQuery, SellerSummary, User};
+use anyhow::{Context, Result, bail};
+use marketplace_core::{Principal, Role, SellerListQuery, SellerSummary, User};
 use marketplace_host::Market;
 
 use crate::cli::{AdminCommand, SellersCommand, UsersCommand};
@@ -48,7 +48,7 @@ pub async fn sellers(market: &Market, out: Output, command: SellersCommand) -> R
 }
 
 /// Every seller, optionally of one status, one page after the other.
-async fn all_sellers(
+pub async fn all_sellers(
     market: &Market,
     status: Option<marketplace_core::SellerStatus>,
 ) -> Result<Vec<SellerSummary>> {
@@ -70,6 +70,20 @@ async fn all_sellers(
             None => return Ok(all),
         }
     }
+}
+
+/// The seller account with this email, whatever its status: the money
+/// commands name sellers by email, as every other command does.
+pub async fn seller_account(market: &Market, email: &str) -> Result<User> {
+    let user = market.account_by_email(email).await?;
+    if user.role != Role::Seller {
+        bail!(
+            "{} is a {} account, not a seller",
+            user.email,
+            user.role.as_str()
+        );
+    }
+    Ok(user)
 }
 
 async fn decide(market: &Market, out: Output, email: &str, verified: bool) -> Result<()> {

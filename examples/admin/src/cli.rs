@@ -1,10 +1,16 @@
 //! The command line: every command, its arguments and its help, as clap reads
-//! them.
+//! them. The money commands' arguments are in [`money`].
+
+mod money;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use marketplace_core::{CategoryId, MessageId, OrderStatus, OutboxStatus, ProductId, SellerStatus};
+
+pub use self::money::{
+    By, CommissionCommand, PayoutsCommand, PeriodArgs, ReportCommand, ScopeArgs,
+};
 
 /// The marketplace operator's command line. It opens the store `DATABASE_URL`
 /// names, with the same settings as `marketplace-server` (see the README), and
@@ -18,6 +24,23 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Reads the command line, exiting as clap does (status 2) on one it
+    /// cannot read, or that asks for two outputs at once.
+    pub fn read() -> Cli {
+        let cli = Cli::parse();
+        if cli.json && cli.command.csv() {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--csv and --json cannot be used together",
+                )
+                .exit();
+        }
+        cli
+    }
 }
 
 /// The commands, by concept.
@@ -59,6 +82,28 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Commission rules: the marketplace's fee on each order, by default, by
+    /// category or by seller.
+    Commission {
+        /// What to do with commission rules.
+        #[command(subcommand)]
+        command: CommissionCommand,
+    },
+    /// Every seller's balance: pending (inside the return window), available
+    /// (what a payout takes) and total.
+    Balances,
+    /// Payouts of the sellers' available balances.
+    Payouts {
+        /// What to do with payouts.
+        #[command(subcommand)]
+        command: PayoutsCommand,
+    },
+    /// Reports from the sellers' ledgers.
+    Report {
+        /// Which report.
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Open the store, which applies any migration it lacks, and report it.
     Migrate,
     /// Bulk imports from CSV.
@@ -73,6 +118,19 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+}
+
+impl Command {
+    /// Whether the command is asked for CSV.
+    fn csv(&self) -> bool {
+        matches!(
+            self,
+            Command::Report {
+                command: ReportCommand::Commission { csv: true, .. }
+                    | ReportCommand::Statement { csv: true, .. }
+            }
+        )
+    }
 }
 
 /// `admin ...`
@@ -287,8 +345,6 @@ fn parse_order_status(s: &str) -> Result<OrderStatus, String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]

@@ -8,31 +8,40 @@
 //! request to the API meets.
 //!
 //! People get tables; `--json` prints one JSON document per command for
-//! scripts. A refusal is one line on standard error (`error: ...`) and exit
-//! status 1; a command line clap cannot read is exit status 2.
+//! scripts, and the reports print CSV with `--csv`. A refusal is one line on
+//! standard error (`error: ...`) and exit status 1; a command line clap cannot
+//! read is exit status 2.
+//!
+//! The operator acts for a seller in two places only, where the library
+//! offers the work to a seller alone: `import products` lists the seller's
+//! products, and `report statement` reads the seller's statement.
 //!
 //! ## Layout
 //! One module per concept, like the library: [`accounts`] (admins, sellers,
 //! any account's activation), [`catalog`] (an admin's block on a product,
 //! categories), [`outbox`], [`orders`] (the CSV export), [`import`] (the CSV
-//! import of a seller's products), [`migrate`]; [`cli`] is the command line
-//! and [`output`] how answers are printed.
+//! import of a seller's products), [`migrate`], and the money:
+//! [`commission`] (the rules), [`ledger`] (balances, the commission report,
+//! a seller's statement) and [`payouts`]; [`cli`] is the command line and
+//! [`output`] how answers are printed.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod accounts;
 mod catalog;
 mod cli;
+mod commission;
 mod import;
+mod ledger;
 mod migrate;
 mod orders;
 mod outbox;
 mod output;
+mod payouts;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use marketplace_host::Settings;
 
 use crate::cli::{Cli, Command};
@@ -70,13 +79,17 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Outbox { command } => outbox::outbox(market, out, command).await,
         Command::Import { command } => import::import(market, out, command).await,
         Command::Export { command } => orders::export(market, out, command).await,
+        Command::Commission { command } => commission::commission(market, out, command).await,
+        Command::Balances => ledger::balances(market, out).await,
+        Command::Payouts { command } => payouts::payouts(market, out, command).await,
+        Command::Report { command } => ledger::report(market, out, command).await,
         Command::Migrate => migrate::migrate(&settings, out).await,
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::read();
     // Warnings of the library (a memory store, a generated secret) on standard
     // error; RUST_LOG shows more.
     tracing_subscriber::fmt()

@@ -1,5 +1,5 @@
-//! What a command prints: a table (or a sentence) for people, or JSON for
-//! scripts (`--json`), always on standard output. Errors go to standard error
+//! What a command prints: a table (or a sentence) for people, JSON for
+//! scripts (`--json`), or a report's CSV (`--csv`), always on standard output. Errors go to standard error
 //! (see `main`).
 
 use std::io::Write;
@@ -60,4 +60,13 @@ pub fn time(t: DateTime<Utc>) -> String {
 /// `yes` or `no`.
 pub fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
+}
+
+/// Prints `text` as it is (a CSV document): nothing else goes to standard
+/// output.
+pub fn raw(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use marketplace_core::{
-    AddressInput, HashCost, NewAccount, NewProduct, Principal, ProductView, Role,
+    AddressInput, CheckoutRequest, HashCost, IdempotencyKey, NewAccount, NewProduct, Order,
+    OrderId, OrderStatus, Principal, ProductId, ProductView, Role,
 };
 use marketplace_host::{Host, Market, Settings};
 use serde_json::Value;
@@ -18,6 +19,9 @@ use tempfile::TempDir;
 pub struct Shop {
     dir: TempDir,
     host: Host,
+    /// Settings every host of this shop reads from its environment, the
+    /// binary included.
+    env: Vec<(String, String)>,
 }
 
 /// What one run of the binary did.
@@ -57,9 +61,22 @@ impl Run {
 impl Shop {
     /// A fresh marketplace, its schema made by the library.
     pub async fn new() -> Shop {
+        Shop::with_env(&[]).await
+    }
+
+    /// A fresh marketplace whose hosts (the library here and every run of the
+    /// binary) read these environment variables too, such as
+    /// `MARKETPLACE_RETURN_WINDOW=0s`.
+    pub async fn with_env(env: &[(&str, &str)]) -> Shop {
         let dir = tempfile::tempdir().unwrap();
-        let host = marketplace_host::build(&settings(&dir)).await.unwrap();
-        Shop { dir, host }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let host = marketplace_host::build(&settings(&dir, &env))
+            .await
+            .unwrap();
+        Shop { dir, host, env }
     }
 
     /// The marketplace, through the library.
@@ -69,7 +86,7 @@ impl Shop {
 
     /// The settings every host of this shop runs with.
     pub fn settings(&self) -> Settings {
-        settings(&self.dir)
+        settings(&self.dir, &self.env)
     }
 
     /// A file in the shop's folder.
@@ -98,6 +115,9 @@ impl Shop {
             .env("DATABASE_URL", database_url(&self.dir))
             .env("MARKETPLACE_MEDIA_DIR", self.dir.path().join("media"))
             .env("RUST_LOG", "error");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -174,6 +194,50 @@ impl Shop {
         self.market().create_product(seller, new).await.unwrap()
     }
 
+    /// A checkout of `lines` (product, quantity) by `buyer`: one order per
+    /// seller.
+    pub async fn sale(
+        &self,
+        buyer: &Principal,
+        lines: &[(ProductId, u32)],
+        key: &str,
+    ) -> Vec<Order> {
+        for (product, quantity) in lines {
+            self.market()
+                .add_to_cart(buyer, *product, *quantity)
+                .await
+                .unwrap();
+        }
+        self.market()
+            .checkout(
+                buyer,
+                &IdempotencyKey::parse(key).unwrap(),
+                CheckoutRequest::default(),
+            )
+            .await
+            .unwrap()
+            .orders
+    }
+
+    /// Moves `seller`'s order from pending to delivered, one step at a time.
+    pub async fn deliver(&self, seller: &Principal, order: OrderId) -> Order {
+        let mut last = None;
+        for to in [
+            OrderStatus::Accepted,
+            OrderStatus::Packed,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+        ] {
+            last = Some(
+                self.market()
+                    .set_order_status(seller, order, to)
+                    .await
+                    .unwrap(),
+            );
+        }
+        last.unwrap()
+    }
+
     /// Every product of `seller` that is not archived.
     pub async fn products_of(&self, seller: &Principal) -> Vec<ProductView> {
         let query = marketplace_core::CatalogQuery {
@@ -192,8 +256,10 @@ fn database_url(dir: &TempDir) -> String {
     format!("sqlite://{}", dir.path().join("m.db").display())
 }
 
-fn settings(dir: &TempDir) -> Settings {
-    let mut s = Settings::default();
+fn settings(dir: &TempDir, env: &[(String, String)]) -> Settings {
+    let mut s =
+        Settings::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .unwrap();
     s.database_url = database_url(dir);
     s.media_dir = dir.path().join("media");
     // The library's own accounts hash fast; the binary hashes at the
