@@ -39,7 +39,9 @@
 //! [`accounts`] (users, sellers, addresses; single-use and refresh tokens and
 //! login throttling in [`accounts::tokens`]), [`catalog`] (categories,
 //! products), [`shopping`] (cart, wishlist), [`checkout`] (the checkout commit
-//! and its idempotency records), [`orders`], [`outbox`]. This file keeps
+//! and its idempotency records), [`orders`], [`outbox`], and the money:
+//! [`commission`] (rules), [`ledger`] (entries and the balances beside them)
+//! and [`payouts`]. This file keeps
 //! [`MongoStorage`] itself (connecting, the collection handles) and
 //! `impl Storage` (`ping`).
 //!
@@ -62,12 +64,14 @@ use mongodb::{Client, Collection, Database};
 pub mod accounts;
 pub mod catalog;
 pub mod checkout;
+pub mod commission;
 pub mod error;
+pub mod ledger;
 mod options;
 pub mod orders;
 pub mod outbox;
+pub mod payouts;
 pub mod schema;
-mod money_stub;
 pub mod shopping;
 mod topology;
 pub mod transaction;
@@ -98,6 +102,10 @@ pub struct MongoStorage {
     checkouts: Collection<Document>,
     orders: Collection<Document>,
     outbox: Collection<Document>,
+    commission_rules: Collection<Document>,
+    ledger: Collection<Document>,
+    balances: Collection<Document>,
+    payouts: Collection<Document>,
     /// Turns for transactions (see [`MongoOptions::max_concurrent_transactions`]).
     turns: std::sync::Arc<tokio::sync::Semaphore>,
 }
@@ -176,6 +184,10 @@ impl MongoStorage {
             checkouts: c(schema::CHECKOUTS),
             orders: c(schema::ORDERS),
             outbox: c(schema::OUTBOX),
+            commission_rules: c(schema::COMMISSION_RULES),
+            ledger: c(schema::LEDGER),
+            balances: c(schema::BALANCES),
+            payouts: c(schema::PAYOUTS),
             turns: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 options.max_concurrent_transactions.max(1),
             )),

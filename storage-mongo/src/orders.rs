@@ -3,7 +3,8 @@
 //! `orders`: `{_id, checkout_id, buyer_id, seller_id, store_name, status,
 //! items: [{product_id, title, unit_price, effective_price, quantity,
 //! line_total}], address: {...}, total, history: [{from, to, at, by}],
-//! created_at, updated_at}`. The item and address snapshots live inside the
+//! commission: {...} | null, return_until, earning_released_at, created_at,
+//! updated_at}`. The item and address snapshots live inside the
 //! order, so later edits of products and addresses never reach it, and an
 //! order is read in one document. The [checkout](crate::checkout) inserts them.
 
@@ -60,6 +61,13 @@ pub(crate) fn order_doc(o: &Order) -> Document {
         "address": address_fields(&o.address),
         "total": money(o.total),
         "history": o.history.iter().map(change_doc).collect::<Vec<_>>(),
+        "commission": o
+            .commission
+            .as_ref()
+            .and_then(|c| mongodb::bson::to_bson(c).ok())
+            .unwrap_or(Bson::Null),
+        "return_until": opt(o.return_until, date),
+        "earning_released_at": opt(o.earning_released_at, date),
         "created_at": date(o.created_at),
         "updated_at": date(o.updated_at),
     }
@@ -90,9 +98,15 @@ pub(crate) fn order_from(d: &Document) -> StorageResult<Order> {
             .collect::<StorageResult<_>>()?,
         address: address_from_reader(r.doc("address")?)?,
         total: r.money("total")?,
-        commission: None,
-        return_until: None,
-        earning_released_at: None,
+        commission: match d.get("commission") {
+            None | Some(Bson::Null) => None,
+            Some(c) => Some(
+                mongodb::bson::from_bson(c.clone())
+                    .map_err(|e| crate::error::malformed(ORDERS, format!("commission: {e}")))?,
+            ),
+        },
+        return_until: r.opt_date("return_until")?,
+        earning_released_at: r.opt_date("earning_released_at")?,
         history: r
             .docs("history")?
             .into_iter()
@@ -136,6 +150,25 @@ pub(crate) fn order_filter(q: &OrderQuery) -> Document {
     f
 }
 
+/// The order a transition applies to: still in `t.from`, and unreleased when
+/// it must be.
+fn transition_filter(id: &Bson, t: &OrderTransition) -> Document {
+    let mut f = doc! { "_id": id.clone(), "status": t.from.as_str() };
+    if t.require_unreleased {
+        f.insert("earning_released_at", Bson::Null);
+    }
+    f
+}
+
+/// What a transition writes on the order.
+fn transition_update(t: &OrderTransition) -> Document {
+    let mut set = doc! { "status": t.to.as_str(), "updated_at": date(t.change.at) };
+    if let Some(until) = t.return_until {
+        set.insert("return_until", date(until));
+    }
+    doc! { "$set": set, "$push": { "history": change_doc(&t.change) } }
+}
+
 /// The transaction body of a status change (see [`crate::transaction`]).
 impl MongoStorage {
     pub(crate) async fn transition_order_tx(
@@ -146,13 +179,7 @@ impl MongoStorage {
         let id = uuid(t.order_id.0);
         let Some(d) = self
             .orders
-            .find_one_and_update(
-                doc! { "_id": id.clone(), "status": t.from.as_str() },
-                doc! {
-                    "$set": { "status": t.to.as_str(), "updated_at": date(t.change.at) },
-                    "$push": { "history": change_doc(&t.change) },
-                },
-            )
+            .find_one_and_update(transition_filter(&id, t), transition_update(t))
             .return_document(ReturnDocument::After)
             .session(&mut *s)
             .await?
@@ -179,6 +206,9 @@ impl MongoStorage {
                 )
                 .session(&mut *s)
                 .await?;
+        }
+        if let Some(entry) = &t.ledger {
+            self.append_entry(s, entry).await?;
         }
         self.push_outbox(s, &t.outbox).await?;
         Ok(Step::Commit(Ok(Some(order))))

@@ -29,6 +29,14 @@ pub(crate) const CHECKOUTS: &str = "checkouts";
 pub(crate) const ORDERS: &str = "orders";
 /// The notification outbox.
 pub(crate) const OUTBOX: &str = "outbox";
+/// Commission rules, one per scope.
+pub(crate) const COMMISSION_RULES: &str = "commission_rules";
+/// The seller ledger's entries.
+pub(crate) const LEDGER: &str = "ledger_entries";
+/// Each seller's balance per currency, moved with every entry.
+pub(crate) const BALANCES: &str = "seller_balances";
+/// Payouts to sellers.
+pub(crate) const PAYOUTS: &str = "payouts";
 
 /// What each unique index guards, as `AlreadyExists` names it.
 const UNIQUE: &[(&str, &str)] = &[
@@ -37,6 +45,8 @@ const UNIQUE: &[(&str, &str)] = &[
     ("checkouts_buyer_key", "idempotency key"),
     ("wishlist_buyer_product", "wishlist entry"),
     ("products_seller_sku", "sku"),
+    ("ledger_once_per_order", "ledger entry"),
+    ("payouts_key", "idempotency key"),
 ];
 
 /// The products the SKU rule covers: those with a SKU (a string, not `null`)
@@ -214,6 +224,12 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                     false,
                 ),
                 index("orders_newest", doc! { "created_at": -1, "_id": -1 }, false),
+                // Earnings due for release: delivered, unreleased, by deadline.
+                index(
+                    "orders_to_release",
+                    doc! { "status": 1, "return_until": 1, "_id": 1 },
+                    false,
+                ),
                 index("orders_checkout", doc! { "checkout_id": 1 }, false),
             ],
         ),
@@ -233,6 +249,55 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 ),
                 index("outbox_newest", doc! { "created_at": -1, "_id": -1 }, false),
                 index("outbox_claims", doc! { "claimed_by": 1 }, false),
+            ],
+        ),
+        (COMMISSION_RULES, vec![]),
+        (
+            LEDGER,
+            vec![
+                // One earning, release and reversal per order: only those
+                // entries carry `once` (`<order>:<kind>`).
+                IndexModel::builder()
+                    .keys(doc! { "once": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("ledger_once_per_order".to_owned())
+                            .unique(true)
+                            .partial_filter_expression(doc! { "once": { "$type": "string" } })
+                            .build(),
+                    )
+                    .build(),
+                index(
+                    "ledger_seller_newest",
+                    doc! { "seller_id": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index("ledger_newest", doc! { "created_at": -1, "_id": -1 }, false),
+            ],
+        ),
+        (
+            BALANCES,
+            vec![index("balances_seller", doc! { "seller_id": 1 }, false)],
+        ),
+        (
+            PAYOUTS,
+            vec![
+                index("payouts_key", doc! { "idempotency_key": 1 }, true),
+                index(
+                    "payouts_seller_newest",
+                    doc! { "seller_id": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "payouts_status_newest",
+                    doc! { "status": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "payouts_newest",
+                    doc! { "created_at": -1, "_id": -1 },
+                    false,
+                ),
             ],
         ),
     ]
