@@ -89,6 +89,7 @@ impl RuleScope {
 #[serde(deny_unknown_fields)]
 pub struct CommissionTerms {
     /// The rate in basis points of the lines' total (0..=10 000; 1 250 is 12.5 %).
+    #[cfg_attr(feature = "openapi", schema(maximum = 10_000))]
     pub rate_bps: u32,
     /// Added once per order the rule applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -59,25 +59,48 @@ pub fn caller(app: App) -> impl Filter<Extract = (Principal,), Error = Rejection
 pub fn json<T: DeserializeOwned + Send>(
     limit: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    body(limit, None)
+}
+
+/// Like [`json`], for an optional body: no body at all (no content type,
+/// nothing sent) reads as `T::default()` (`None` for an `Option`).
+pub fn optional_json<T: DeserializeOwned + Default + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    body(limit, Some(T::default))
+}
+
+/// A JSON body; `absent` gives the value of a request without one, when it may
+/// have none.
+fn body<T: DeserializeOwned + Send>(
+    limit: u64,
+    absent: Option<fn() -> T>,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .and_then(
             move |content_type: Option<String>, length: Option<u64>, body| async move {
                 // A body is JSON only when it says so: a missing type is refused like
-                // any other, so every client gets the same answer for the same body.
+                // any other, so every client gets the same answer for the same body
+                // (an optional body may be left out altogether instead).
                 let essence = content_type
                     .as_deref()
                     .and_then(|ct| ct.split(';').next())
                     .unwrap_or("")
                     .trim()
                     .to_ascii_lowercase();
-                if essence != "application/json" && !essence.ends_with("+json") {
-                    return Err(warp::reject::custom(ApiError::new(
+                let is_json = essence == "application/json" || essence.ends_with("+json");
+                let may_be_absent = absent.is_some() && content_type.is_none();
+                let not_json = || {
+                    warp::reject::custom(ApiError::new(
                         http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                         "unsupported_media_type",
                         "send the body as application/json (Content-Type: application/json)",
-                    )));
+                    ))
+                };
+                if !is_json && !may_be_absent {
+                    return Err(not_json());
                 }
                 let too_large = || {
                     warp::reject::custom(ApiError::new(
@@ -95,6 +118,12 @@ pub fn json<T: DeserializeOwned + Send>(
                         warp::reject::custom(ApiError::bad_request("unreadable_body", e))
                     }
                 })?;
+                if !is_json {
+                    return match absent {
+                        Some(default) if bytes.is_empty() => Ok(default()),
+                        _ => Err(not_json()),
+                    };
+                }
                 parse_json(&bytes).map_err(warp::reject::custom)
             },
         )
@@ -166,14 +195,27 @@ pub fn query<T: DeserializeOwned + Send + 'static>()
     warp::query::raw()
         .or(warp::any().map(String::new))
         .unify()
-        .and_then(|raw: String| async move {
-            serde_urlencoded::from_str::<T>(&raw).map_err(|e| {
-                warp::reject::custom(ApiError::bad_request(
-                    "invalid_query",
-                    format!("bad query string: {e}"),
-                ))
-            })
-        })
+        .and_then(|raw: String| async move { parse_query::<T>(&raw).map_err(warp::reject::custom) })
+}
+
+/// Parses a query string (without its `?`) as `T`. A value that does not parse
+/// answers 400 `invalid_query` with the parameter named in `errors`, as a body
+/// field is.
+pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field == "." || field.is_empty() {
+            ApiError::bad_request("invalid_query", format!("bad query string: {inner}"))
+        } else {
+            ApiError::bad_field(
+                "invalid_query",
+                &field,
+                format!("bad query string: `{field}`: {inner}"),
+            )
+        }
+    })
 }
 
 /// A JSON response with a status.
@@ -202,4 +244,45 @@ pub fn no_content() -> Response {
     let mut res = Response::new(Default::default());
     *res.status_mut() = http::StatusCode::NO_CONTENT;
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use marketplace_core::PayoutStatus;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Params {
+        limit: Option<u32>,
+        status: Option<PayoutStatus>,
+        #[serde(
+            default,
+            deserialize_with = "marketplace_core::ledger::instant::deserialize"
+        )]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    fn field_of(raw: &str) -> String {
+        let e = parse_query::<Params>(raw).unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(e.problem().code, "invalid_query");
+        e.problem().errors[0].field.clone()
+    }
+
+    #[test]
+    fn a_bad_query_parameter_is_named() {
+        assert_eq!(field_of("status=bogus"), "status");
+        assert_eq!(field_of("limit=ten&status=paid"), "limit");
+        assert_eq!(field_of("limit=-1"), "limit");
+        assert_eq!(field_of("from=yesterday"), "from");
+        let p = parse_query::<Params>("limit=5&status=paid&from=2026-11-01&other=1")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(p.limit, Some(5));
+        assert_eq!(p.status, Some(PayoutStatus::Paid));
+        assert!(p.from.is_some());
+        let empty = parse_query::<Params>("").unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(empty.limit.is_none() && empty.status.is_none() && empty.from.is_none());
+    }
 }

@@ -3,11 +3,14 @@
 
 use std::sync::OnceLock;
 
+use std::collections::BTreeMap;
+
+use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, admin, catalog, ops, orders, shopping};
+use crate::routes::{accounts, admin, catalog, commission, ledger, ops, orders, payouts, shopping};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,10 +29,16 @@ use crate::routes::{accounts, admin, catalog, ops, orders, shopping};
         orders::seller_orders, orders::seller_order, orders::set_status,
         admin::sellers, admin::verify, admin::reject_seller, admin::deactivate_user, admin::activate_user,
         admin::deactivate_product, admin::activate_product, admin::orders, admin::outbox, admin::retry,
+        commission::rules, commission::set_default, commission::remove_default, commission::set_category,
+        commission::remove_category, commission::set_seller, commission::remove_seller,
+        ledger::balance, ledger::ledger, ledger::statement, ledger::statement_csv, ledger::balances,
+        ledger::commission_report,
+        payouts::seller_payouts, payouts::seller_payout, payouts::payouts, payouts::payout,
+        payouts::run_payouts, payouts::mark_paid, payouts::mark_failed,
         ops::healthz, ops::readyz, ops::openapi, ops::media,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&CommonResponses),
+    modifiers(&FlattenedObjects, &CommonResponses),
 )]
 struct ApiDoc;
 
@@ -114,8 +123,170 @@ impl Modify for CommonResponses {
     }
 }
 
+/// Serde's `flatten` makes utoipa describe a struct as the `allOf` of the
+/// flattened type and the struct's other fields. When the flattened type refuses
+/// unknown fields (`additionalProperties: false`, as `CommissionTerms` does for
+/// its request body), no value can match both halves, so a response would break
+/// its own schema; generators also make poor types of such an `allOf`. Each one
+/// is rewritten here as the one object it is sent as.
+struct FlattenedObjects;
+
+impl Modify for FlattenedObjects {
+    fn modify(&self, doc: &mut Document) {
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let named = components.schemas.clone();
+        for schema in components.schemas.values_mut() {
+            merge_all_of(schema, &named);
+        }
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(r) = response {
+                        for content in r.content.values_mut() {
+                            if let Some(schema) = content.schema.as_mut() {
+                                merge_all_of(schema, &named);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites every `allOf` of objects in `schema` (at any depth) as one object
+/// with the properties and required fields of all of them; `named` resolves
+/// references to component schemas.
+fn merge_all_of(schema: &mut RefOr<Schema>, named: &BTreeMap<String, RefOr<Schema>>) {
+    let RefOr::T(s) = schema else { return };
+    match s {
+        Schema::Object(o) => {
+            for p in o.properties.values_mut() {
+                merge_all_of(p, named);
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                merge_all_of(items, named);
+            }
+        }
+        Schema::OneOf(one) => {
+            for i in &mut one.items {
+                merge_all_of(i, named);
+            }
+        }
+        Schema::AllOf(all) => {
+            let mut parts = Vec::new();
+            for item in &all.items {
+                let resolved = match item {
+                    RefOr::Ref(r) => r
+                        .ref_location
+                        .strip_prefix("#/components/schemas/")
+                        .and_then(|name| named.get(name)),
+                    t => Some(t),
+                };
+                match resolved {
+                    Some(RefOr::T(Schema::Object(o))) => parts.push(o.clone()),
+                    // Not a plain object (a oneOf, say): left as utoipa wrote it.
+                    _ => return,
+                }
+            }
+            let mut merged = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(all.description.clone())
+                .build();
+            for part in parts {
+                for (name, mut p) in part.properties {
+                    merge_all_of(&mut p, named);
+                    merged.properties.insert(name, p);
+                }
+                for r in part.required {
+                    if !merged.required.contains(&r) {
+                        merged.required.push(r);
+                    }
+                }
+            }
+            *s = Schema::Object(merged);
+        }
+        _ => {}
+    }
+}
+
 /// The document (built once).
 pub fn document() -> &'static Document {
     static DOC: OnceLock<Document> = OnceLock::new();
     DOC.get_or_init(ApiDoc::openapi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_money_route_is_documented_and_secured() {
+        let doc = serde_json::to_value(document()).unwrap_or_default();
+        let money = [
+            ("get", "/api/v1/admin/commission-rules"),
+            ("put", "/api/v1/admin/commission-rules/default"),
+            ("delete", "/api/v1/admin/commission-rules/default"),
+            ("put", "/api/v1/admin/commission-rules/categories/{id}"),
+            ("delete", "/api/v1/admin/commission-rules/categories/{id}"),
+            ("put", "/api/v1/admin/commission-rules/sellers/{id}"),
+            ("delete", "/api/v1/admin/commission-rules/sellers/{id}"),
+            ("get", "/api/v1/seller/balance"),
+            ("get", "/api/v1/seller/ledger"),
+            ("get", "/api/v1/seller/payouts"),
+            ("get", "/api/v1/seller/payouts/{id}"),
+            ("get", "/api/v1/seller/statement"),
+            ("get", "/api/v1/seller/statement.csv"),
+            ("get", "/api/v1/admin/balances"),
+            ("get", "/api/v1/admin/payouts"),
+            ("post", "/api/v1/admin/payouts"),
+            ("get", "/api/v1/admin/payouts/{id}"),
+            ("post", "/api/v1/admin/payouts/{id}/paid"),
+            ("post", "/api/v1/admin/payouts/{id}/failed"),
+            ("get", "/api/v1/admin/reports/commission"),
+        ];
+        for (method, path) in money {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{method} {path} is not documented");
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{"bearer": []}]),
+                "{method} {path}"
+            );
+            assert!(op["responses"]["403"].is_object(), "{method} {path}");
+        }
+        let csv = &doc["paths"]["/api/v1/seller/statement.csv"]["get"]["responses"]["200"];
+        assert!(csv["content"]["text/csv"].is_object(), "{csv}");
+        assert!(csv["headers"]["content-disposition"].is_object(), "{csv}");
+    }
+
+    #[test]
+    fn flattened_structs_are_plain_objects() {
+        let doc = serde_json::to_value(document()).unwrap_or_default();
+        assert!(
+            !doc.to_string().contains("allOf"),
+            "an allOf is left in the document"
+        );
+        let rule = &doc["components"]["schemas"]["CommissionRule"];
+        assert_eq!(rule["type"], "object");
+        for field in ["scope", "rate_bps", "fixed_fee", "updated_at"] {
+            assert!(rule["properties"][field].is_object(), "{field}: {rule}");
+        }
+        // The request body keeps refusing unknown fields.
+        assert_eq!(
+            doc["components"]["schemas"]["CommissionTerms"]["additionalProperties"],
+            false
+        );
+    }
 }

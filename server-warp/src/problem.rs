@@ -81,6 +81,11 @@ impl ApiError {
         self.status
     }
 
+    /// The problem document it answers with.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
     /// The response.
     pub fn into_response(self) -> Response {
         let retry_after = self.problem.retry_after;

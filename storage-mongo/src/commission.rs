@@ -1,11 +1,18 @@
-//! Commission rules as documents.
+//! Commission rules, and the commission snapshotted on each order, as documents.
 //!
 //! `commission_rules`: `{_id: "<level>:<target>", level, target, rate_bps,
 //! fixed_fee, minimum, maximum, updated_at, updated_by}`, one per scope (the
 //! default's `_id` is `default:`), amounts as money or `null`.
+//!
+//! An order's `commission` (see [`crate::orders`]): `{amount, seller_net,
+//! rules: [{level, target, rate_bps, fixed_fee, minimum, maximum, base,
+//! amount}]}`, each rule with the scope and terms it had at checkout, encoded
+//! like a stored rule.
 
 use async_trait::async_trait;
-use marketplace_core::commission::{CommissionRule, CommissionTerms, RuleScope};
+use marketplace_core::commission::{
+    AppliedRule, Commission, CommissionRule, CommissionTerms, RuleScope,
+};
 use marketplace_core::{CommissionStore, StorageResult, UserId};
 use mongodb::bson::{Bson, Document, doc};
 
@@ -22,22 +29,21 @@ fn rule_key(scope: &RuleScope) -> String {
     )
 }
 
-fn rule_doc(r: &CommissionRule) -> Document {
+/// A scope and terms as fields: `level`, `target` (`null` for the default),
+/// `rate_bps`, `fixed_fee`, `minimum`, `maximum` (money or `null`).
+fn rule_fields(scope: &RuleScope, terms: &CommissionTerms) -> Document {
     doc! {
-        "_id": rule_key(&r.scope),
-        "level": r.scope.level(),
-        "target": opt(r.scope.target(), uuid),
-        "rate_bps": i64::from(r.terms.rate_bps),
-        "fixed_fee": opt(r.terms.fixed_fee, money),
-        "minimum": opt(r.terms.minimum, money),
-        "maximum": opt(r.terms.maximum, money),
-        "updated_at": date(r.updated_at),
-        "updated_by": uuid(r.updated_by.0),
+        "level": scope.level(),
+        "target": opt(scope.target(), uuid),
+        "rate_bps": i64::from(terms.rate_bps),
+        "fixed_fee": opt(terms.fixed_fee, money),
+        "minimum": opt(terms.minimum, money),
+        "maximum": opt(terms.maximum, money),
     }
 }
 
-fn rule_from(d: &Document) -> StorageResult<CommissionRule> {
-    let r = Reader::new(COMMISSION_RULES, d);
+/// The scope and terms [`rule_fields`] wrote.
+fn rule_from_fields(r: &Reader<'_>) -> StorageResult<(RuleScope, CommissionTerms)> {
     let level = r.str("level")?;
     let scope = RuleScope::from_parts(&level, r.opt_uuid("target")?)
         .ok_or_else(|| malformed(COMMISSION_RULES, format!("unknown scope `{level}`")))?;
@@ -45,16 +51,71 @@ fn rule_from(d: &Document) -> StorageResult<CommissionRule> {
         Some(_) => r.money(k).map(Some),
         None => Ok(None),
     };
+    let terms = CommissionTerms {
+        rate_bps: r.u32("rate_bps")?,
+        fixed_fee: amount("fixed_fee")?,
+        minimum: amount("minimum")?,
+        maximum: amount("maximum")?,
+    };
+    Ok((scope, terms))
+}
+
+fn rule_doc(r: &CommissionRule) -> Document {
+    let mut d = doc! { "_id": rule_key(&r.scope) };
+    d.extend(rule_fields(&r.scope, &r.terms));
+    d.insert("updated_at", date(r.updated_at));
+    d.insert("updated_by", uuid(r.updated_by.0));
+    d
+}
+
+fn rule_from(d: &Document) -> StorageResult<CommissionRule> {
+    let r = Reader::new(COMMISSION_RULES, d);
+    let (scope, terms) = rule_from_fields(&r)?;
     Ok(CommissionRule {
         scope,
-        terms: CommissionTerms {
-            rate_bps: r.u32("rate_bps")?,
-            fixed_fee: amount("fixed_fee")?,
-            minimum: amount("minimum")?,
-            maximum: amount("maximum")?,
-        },
+        terms,
         updated_at: r.date("updated_at")?,
         updated_by: UserId(r.uuid("updated_by")?),
+    })
+}
+
+/// An order's commission as its sub-document.
+pub(crate) fn commission_doc(c: &Commission) -> Bson {
+    let rules: Vec<Bson> = c
+        .rules
+        .iter()
+        .map(|a| {
+            let mut d = rule_fields(&a.scope, &a.terms);
+            d.insert("base", money(a.base));
+            d.insert("amount", money(a.amount));
+            Bson::Document(d)
+        })
+        .collect();
+    Bson::Document(doc! {
+        "amount": money(c.amount),
+        "seller_net": money(c.seller_net),
+        "rules": rules,
+    })
+}
+
+/// The commission [`commission_doc`] wrote.
+pub(crate) fn commission_from(r: &Reader<'_>) -> StorageResult<Commission> {
+    Ok(Commission {
+        amount: r.money("amount")?,
+        seller_net: r.money("seller_net")?,
+        rules: r
+            .docs("rules")?
+            .iter()
+            .map(|a| {
+                let (scope, terms) = rule_from_fields(a)?;
+                Ok(AppliedRule {
+                    scope,
+                    terms,
+                    base: a.money("base")?,
+                    amount: a.money("amount")?,
+                })
+            })
+            .collect::<StorageResult<_>>()?,
     })
 }
 

@@ -21,6 +21,7 @@ use mongodb::options::ReturnDocument;
 
 use crate::MongoStorage;
 use crate::accounts::{address_fields, address_from_reader};
+use crate::commission::{commission_doc, commission_from};
 use crate::error::storage_error;
 use crate::schema::ORDERS;
 use crate::transaction::{Body, Step};
@@ -61,11 +62,7 @@ pub(crate) fn order_doc(o: &Order) -> Document {
         "address": address_fields(&o.address),
         "total": money(o.total),
         "history": o.history.iter().map(change_doc).collect::<Vec<_>>(),
-        "commission": o
-            .commission
-            .as_ref()
-            .and_then(|c| mongodb::bson::to_bson(c).ok())
-            .unwrap_or(Bson::Null),
+        "commission": o.commission.as_ref().map_or(Bson::Null, commission_doc),
         "return_until": opt(o.return_until, date),
         "earning_released_at": opt(o.earning_released_at, date),
         "created_at": date(o.created_at),
@@ -98,13 +95,10 @@ pub(crate) fn order_from(d: &Document) -> StorageResult<Order> {
             .collect::<StorageResult<_>>()?,
         address: address_from_reader(r.doc("address")?)?,
         total: r.money("total")?,
-        commission: match d.get("commission") {
-            None | Some(Bson::Null) => None,
-            Some(c) => Some(
-                mongodb::bson::from_bson(c.clone())
-                    .map_err(|e| crate::error::malformed(ORDERS, format!("commission: {e}")))?,
-            ),
-        },
+        commission: r
+            .opt_doc("commission")?
+            .map(|c| commission_from(&c))
+            .transpose()?,
         return_until: r.opt_date("return_until")?,
         earning_released_at: r.opt_date("earning_released_at")?,
         history: r

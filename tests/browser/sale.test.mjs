@@ -188,6 +188,9 @@ test("a whole sale, from verifying sellers to a return", async () => {
     assert.ok(placed.includes(id));
     await advance(page, id, ["accepted", "packed", "shipped", "delivered"]);
   }
+  // Ben's two mugs earned 16.00, held while the buyer may still return them.
+  await sellerPages[1].goto(url("/seller/money"));
+  assert.equal((await sellerPages[1].locator("#pending").textContent()).trim(), "16.00 USD");
 
   // The buyer returns one of them.
   await buyer.goto(url(`/orders/${placed[0]}`));

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use marketplace_core::Principal;
 use marketplace_core::outbox::OutboxQuery;
+use marketplace_core::{CommissionTerms, OrderId, OrderStatus, Principal, RuleScope};
 use marketplace_e2e::{Api, Session, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -60,6 +60,9 @@ enum Param {
     CartItem,
     Wish,
     Media,
+    /// A category with a commission rule.
+    RuleCategory,
+    Payout,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -553,6 +556,186 @@ fn routes() -> Vec<Route> {
             NoBody,
             409,
         ),
+        r(
+            "get",
+            "/api/v1/admin/commission-rules",
+            Some(A),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "put",
+            "/api/v1/admin/commission-rules/default",
+            Some(A),
+            None,
+            Nobody,
+            Json(|_, _| json!({"rate_bps": 1500})),
+            200,
+        ),
+        r(
+            "delete",
+            "/api/v1/admin/commission-rules/default",
+            Some(A),
+            None,
+            Nobody,
+            NoBody,
+            204,
+        ),
+        r(
+            "put",
+            "/api/v1/admin/commission-rules/categories/{id}",
+            Some(A),
+            RuleCategory,
+            Nobody,
+            Json(|_, _| json!({"rate_bps": 500, "minimum": {"amount": 10, "currency": "USD"}})),
+            200,
+        ),
+        r(
+            "delete",
+            "/api/v1/admin/commission-rules/categories/{id}",
+            Some(A),
+            RuleCategory,
+            Nobody,
+            NoBody,
+            204,
+        ),
+        r(
+            "put",
+            "/api/v1/admin/commission-rules/sellers/{id}",
+            Some(A),
+            Seller,
+            Nobody,
+            Json(|_, _| json!({"rate_bps": 800, "fixed_fee": {"amount": 30, "currency": "USD"}})),
+            200,
+        ),
+        r(
+            "delete",
+            "/api/v1/admin/commission-rules/sellers/{id}",
+            Some(A),
+            Seller,
+            Nobody,
+            NoBody,
+            204,
+        ),
+        r(
+            "get",
+            "/api/v1/seller/balance",
+            Some(S),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/seller/ledger",
+            Some(S),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/seller/statement",
+            Some(S),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/seller/statement.csv",
+            Some(S),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/seller/payouts",
+            Some(S),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/seller/payouts/{id}",
+            Some(S),
+            Payout,
+            OS,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/admin/balances",
+            Some(A),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/admin/payouts",
+            Some(A),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/admin/payouts/{id}",
+            Some(A),
+            Payout,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "post",
+            "/api/v1/admin/payouts",
+            Some(A),
+            None,
+            Nobody,
+            Json(|_, _| json!({})),
+            200,
+        ),
+        r(
+            "post",
+            "/api/v1/admin/payouts/{id}/paid",
+            Some(A),
+            Payout,
+            Nobody,
+            Json(|_, _| json!({"reference": "BANK-1"})),
+            200,
+        ),
+        r(
+            "post",
+            "/api/v1/admin/payouts/{id}/failed",
+            Some(A),
+            Payout,
+            Nobody,
+            Json(|_, _| json!({"reason": "account closed"})),
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/admin/reports/commission",
+            Some(A),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
         r("get", "/healthz", p, None, Nobody, NoBody, 200),
         r("get", "/readyz", p, None, Nobody, NoBody, 200),
         r("get", "/api/v1/openapi.json", p, None, Nobody, NoBody, 200),
@@ -589,6 +772,10 @@ struct Fixture<'a> {
     m2: String,
     img1: String,
     img2: String,
+    rc1: String,
+    rc2: String,
+    pay1: String,
+    pay2: String,
     refresh: String,
     verify_token: String,
 }
@@ -622,9 +809,69 @@ impl<'a> Fixture<'a> {
             }
         };
         let (c1, c2) = (cat(s.email("cat")).await, cat(s.email("cat")).await);
+        let (rc1, rc2) = (cat(s.email("cat")).await, cat(s.email("cat")).await);
         let (ad1, ad2) = (s.address(&b1).await, s.address(&b2).await);
+        // A rule at every level, so each removal finds one.
+        let admin_p = principal(s, &admin).await;
+        let terms = CommissionTerms {
+            rate_bps: 1000,
+            ..CommissionTerms::default()
+        };
+        let mut scopes = vec![RuleScope::Default];
+        for c in [&rc1, &rc2] {
+            scopes.push(RuleScope::Category {
+                category_id: c.parse().unwrap(),
+            });
+        }
+        for seller in [&s1, &s2] {
+            scopes.push(RuleScope::Seller {
+                seller_id: seller.id.parse().unwrap(),
+            });
+        }
+        for scope in scopes {
+            s.app
+                .market
+                .set_commission_rule(&admin_p, scope, terms.clone())
+                .await
+                .unwrap();
+        }
         let mut orders = Vec::new();
-        for (buyer, product) in [(&b1, &p1), (&b2, &p2)] {
+        let mut payouts = Vec::new();
+        for (buyer, product, seller) in [(&b1, &p1, &s1), (&b2, &p2, &s2)] {
+            // A sale delivered, released (the return window is zero) and paid
+            // out, for the payout routes.
+            s.post(
+                "/api/v1/cart/items",
+                Some(&buyer.token),
+                json!({"product_id": product, "quantity": 1}),
+            )
+            .await;
+            let r = s.checkout(buyer, "fixture-delivered", json!({})).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            let sold: OrderId = r.body["orders"][0]["id"].as_str().unwrap().parse().unwrap();
+            let seller_p = principal(s, seller).await;
+            for to in [
+                OrderStatus::Accepted,
+                OrderStatus::Packed,
+                OrderStatus::Shipped,
+                OrderStatus::Delivered,
+            ] {
+                s.app
+                    .market
+                    .set_order_status(&seller_p, sold, to)
+                    .await
+                    .unwrap();
+            }
+            s.app.market.release_earnings(1000).await.unwrap();
+            let payout = s
+                .app
+                .market
+                .pay_out_seller(&admin_p, seller_p.user_id)
+                .await
+                .unwrap()
+                .expect("the released earning is due");
+            payouts.push(payout.id.to_string());
+            // The order the order routes act on, pending.
             s.post(
                 "/api/v1/cart/items",
                 Some(&buyer.token),
@@ -710,6 +957,10 @@ impl<'a> Fixture<'a> {
             m2: m2.id.to_string(),
             img1: images[0].clone(),
             img2: images[1].clone(),
+            rc1,
+            rc2,
+            pay1: payouts[0].clone(),
+            pay2: payouts[1].clone(),
         }
     }
 
@@ -742,6 +993,8 @@ impl<'a> Fixture<'a> {
             Param::User => pick(&self.b1.id, &self.b2.id),
             Param::Message => pick(&self.m1, &self.m2),
             Param::Media => pick(&self.img1, &self.img2),
+            Param::RuleCategory => pick(&self.rc1, &self.rc2),
+            Param::Payout => pick(&self.pay1, &self.pay2),
         }
     }
 }
@@ -786,8 +1039,13 @@ fn expected(route: &Route, actor: Actor, v: Variant) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_for_every_caller() {
     // Hundreds of fixtures: the in-memory store keeps this fast; the same rules
-    // are enforced in core whatever the store.
-    let s = TestServer::start_memory().await;
+    // are enforced in core whatever the store. A zero return window and a
+    // one-cent minimum payout let each fixture pay its sellers out at once.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = TestServer::settings("memory:", &dir);
+    settings.return_window = std::time::Duration::ZERO;
+    settings.minimum_payout = Some("0.01".to_owned());
+    let s = TestServer::start_with(settings, dir).await;
     let table = routes();
 
     // The table covers exactly the documented routes.

@@ -376,3 +376,182 @@ async fn login_throttling_answers_429_with_retry_after() {
         .await;
     problem(&r, 401, "invalid_credentials");
 }
+
+/// A server on a fresh SQLite file whose earnings are released at delivery and
+/// whose minimum payout is a cent, so a test can hold a payout at once.
+async fn money_server() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("marketplace.db").display());
+    let mut settings = TestServer::settings(&url, &dir);
+    settings.return_window = std::time::Duration::ZERO;
+    settings.minimum_payout = Some("0.01".to_owned());
+    TestServer::start_with(settings, dir).await
+}
+
+#[tokio::test]
+async fn bad_money_input_is_refused_and_changes_nothing() {
+    let s = money_server().await;
+    let admin = s.admin().await;
+    let seller = s.seller(&admin).await;
+    let buyer = s.buyer().await;
+    let (a, se) = (Some(admin.token.as_str()), Some(seller.token.as_str()));
+    // A rule, a delivered and released sale, and a payout waiting to be settled.
+    let r = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/admin/commission-rules/default",
+            a,
+            Some(json!({"rate_bps": 1000})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let product = s.product(&seller, "Lamp", 2500, 5).await;
+    let r = s
+        .post(
+            "/api/v1/cart/items",
+            Some(&buyer.token),
+            json!({"product_id": product, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let address = s.address(&buyer).await;
+    let r = s
+        .checkout(&buyer, "sale", json!({"address_id": address}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let order = r.body["orders"][0]["id"].as_str().unwrap().to_owned();
+    for status in ["accepted", "packed", "shipped", "delivered"] {
+        let r = s
+            .post(
+                &format!("/api/v1/seller/orders/{order}/status"),
+                se,
+                json!({"status": status}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    assert_eq!(s.app.market.release_earnings(10).await.unwrap(), 1);
+    let r = s.post("/api/v1/admin/payouts", a, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let payout = r.body["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["items"][0]["amount"]["amount"], 2250);
+
+    let census = || async {
+        json!({
+            "rules": read(&s, "/api/v1/admin/commission-rules", a).await,
+            "balances": read(&s, "/api/v1/admin/balances", a).await,
+            "payouts": read(&s, "/api/v1/admin/payouts", a).await,
+            "ledger": read(&s, "/api/v1/seller/ledger", se).await,
+            "order": read(&s, &format!("/api/v1/seller/orders/{order}"), se).await,
+        })
+    };
+    let before = census().await;
+    assert_eq!(before["payouts"]["items"][0]["status"], "requested");
+    assert_eq!(before["ledger"]["items"].as_array().map(Vec::len), Some(3));
+
+    let j = "application/json";
+    let nobody = uuid::Uuid::new_v4();
+    let paid = format!("/api/v1/admin/payouts/{payout}/paid");
+    let failed = format!("/api/v1/admin/payouts/{payout}/failed");
+    let default = "/api/v1/admin/commission-rules/default";
+    let long = "r".repeat(201);
+    // (method, path, token, body, status, code, the field named in `errors`)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Option<&'a str>,
+        String,
+        u16,
+        &'a str,
+        Option<&'a str>,
+    );
+    let q = |p: &str| format!("/api/v1{p}");
+    let cases: Vec<Case> = vec![
+        ("GET", q("/seller/payouts?status=bogus"), se, String::new(), 400, "invalid_query", Some("status")),
+        ("GET", q("/seller/payouts?limit=-1"), se, String::new(), 400, "invalid_query", Some("limit")),
+        ("GET", q("/seller/payouts?limit=99999999999"), se, String::new(), 400, "invalid_query", Some("limit")),
+        ("GET", q("/seller/payouts?cursor=%F0%9F%92%A9"), se, String::new(), 422, "validation_failed", Some("cursor")),
+        ("GET", q("/seller/ledger?cursor=bm90LWEtY3Vyc29y"), se, String::new(), 422, "validation_failed", Some("cursor")),
+        ("GET", q("/seller/ledger?limit=ten"), se, String::new(), 400, "invalid_query", Some("limit")),
+        ("GET", q("/seller/statement?from=yesterday"), se, String::new(), 400, "invalid_query", Some("from")),
+        ("GET", q("/seller/statement.csv?to=2026-13-01"), se, String::new(), 400, "invalid_query", Some("to")),
+        ("GET", q("/seller/statement?from=2026-12-01&to=2026-11-01"), se, String::new(), 422, "validation_failed", Some("from")),
+        ("GET", q("/seller/statement.csv?from=2026-12-01T00:00:00Z&to=2026-11-01"), se, String::new(), 422, "validation_failed", Some("from")),
+        ("GET", q("/seller/payouts/not-a-uuid"), se, String::new(), 404, "not_found", None),
+        ("GET", q(&format!("/seller/payouts/{nobody}")), se, String::new(), 404, "not_found", None),
+        ("GET", q("/admin/reports/commission?by=week"), a, String::new(), 400, "invalid_query", Some("by")),
+        ("GET", q("/admin/reports/commission?from=2026-12-01&to=2026-11-01"), a, String::new(), 422, "validation_failed", Some("from")),
+        ("GET", q("/admin/reports/commission?to=%00"), a, String::new(), 400, "invalid_query", Some("to")),
+        ("GET", q("/admin/payouts?seller_id=not-a-uuid"), a, String::new(), 400, "invalid_query", Some("seller_id")),
+        ("GET", q("/admin/payouts?status=PAID"), a, String::new(), 400, "invalid_query", Some("status")),
+        ("GET", q(&format!("/admin/payouts/{nobody}")), a, String::new(), 404, "not_found", None),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": 1000, "extra": 1}"#.into(), 400, "invalid_body", None),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": -5}"#.into(), 400, "invalid_body", Some("rate_bps")),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": 1e40}"#.into(), 400, "invalid_body", Some("rate_bps")),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": "10"}"#.into(), 400, "invalid_body", Some("rate_bps")),
+        ("PUT", default.to_owned(), a, "{}".into(), 400, "invalid_body", None),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": 10001}"#.into(), 422, "validation_failed", Some("rate_bps")),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": 100, "fixed_fee": {"amount": 5, "currency": "EUR"}}"#.into(), 422, "validation_failed", Some("fixed_fee")),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": 100, "minimum": {"amount": 50, "currency": "USD"}, "maximum": {"amount": 10, "currency": "USD"}}"#.into(), 422, "validation_failed", Some("minimum")),
+        ("PUT", default.to_owned(), a, r#"{"rate_bps": 100, "maximum": {"amount": -1, "currency": "USD"}}"#.into(), 422, "validation_failed", Some("maximum")),
+        ("PUT", q(&format!("/admin/commission-rules/categories/{nobody}")), a, r#"{"rate_bps": 100}"#.into(), 404, "not_found", None),
+        ("PUT", q(&format!("/admin/commission-rules/sellers/{}", buyer.id)), a, r#"{"rate_bps": 100}"#.into(), 404, "not_found", None),
+        ("DELETE", q(&format!("/admin/commission-rules/sellers/{}", seller.id)), a, String::new(), 404, "not_found", None),
+        ("POST", q("/admin/payouts"), a, r#"{"seller_id": "nope"}"#.into(), 400, "invalid_body", Some("seller_id")),
+        ("POST", q("/admin/payouts"), a, r#"{"sellers": []}"#.into(), 400, "invalid_body", None),
+        ("POST", q("/admin/payouts"), a, format!(r#"{{"seller_id": "{}"}}"#, buyer.id), 404, "not_found", None),
+        ("POST", q(&format!("/admin/payouts/{nobody}/paid")), a, r#"{"reference": "x"}"#.into(), 404, "not_found", None),
+        ("POST", paid.clone(), a, "{}".into(), 400, "invalid_body", None),
+        ("POST", paid.clone(), a, r#"{"reference": 5}"#.into(), 400, "invalid_body", Some("reference")),
+        ("POST", paid.clone(), a, r#"{"reference": "   "}"#.into(), 422, "validation_failed", Some("reference")),
+        ("POST", paid.clone(), a, format!(r#"{{"reference": "{long}"}}"#), 422, "validation_failed", Some("reference")),
+        ("POST", paid.clone(), a, r#"{"reference": "BANK\u0000-1"}"#.into(), 422, "validation_failed", Some("reference")),
+        ("POST", failed.clone(), a, r#"{"reason": ""}"#.into(), 422, "validation_failed", Some("reason")),
+        ("POST", failed.clone(), a, r#"{"reason": "x", "refund": true}"#.into(), 400, "invalid_body", None),
+    ];
+    for (method, path, token, body, status, code, field) in cases {
+        let r = raw(&s, method, &path, token, j, body.into_bytes()).await;
+        assert!(
+            r.status.as_u16() < 500,
+            "{method} {path} answered {}",
+            r.status
+        );
+        eprintln!("{method} {path}");
+        problem(&r, status, code);
+        let named = r.body["errors"][0]["field"].as_str().unwrap_or("");
+        match field {
+            Some(f) => assert_eq!(named, f, "{method} {path}: {:?}", r.body),
+            None if code == "invalid_body" => {
+                assert!(!named.is_empty(), "{method} {path}: {:?}", r.body)
+            }
+            None => {}
+        }
+    }
+    // A body that is not JSON, and one too large.
+    let r = raw(
+        &s,
+        "POST",
+        "/api/v1/admin/payouts",
+        a,
+        "text/plain",
+        b"pay".to_vec(),
+    )
+    .await;
+    problem(&r, 415, "unsupported_media_type");
+    let big = format!(r#"{{"reference": "{}"}}"#, "x".repeat(100_000));
+    problem(
+        &raw(&s, "POST", &paid, a, j, big.into_bytes()).await,
+        413,
+        "payload_too_large",
+    );
+    // A buyer is refused the money routes before anything is looked at.
+    let b = Some(buyer.token.as_str());
+    for path in [
+        "/api/v1/seller/balance",
+        "/api/v1/seller/statement.csv",
+        "/api/v1/admin/balances",
+    ] {
+        problem(&s.get(path, b).await, 403, "forbidden");
+    }
+    assert_eq!(census().await, before, "nothing was written");
+}

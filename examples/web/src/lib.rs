@@ -14,6 +14,8 @@
 //!   a core [`Error`](marketplace_core::Error) becomes a status and a readable
 //!   message;
 //! - [`storefront`], [`seller`], [`admin`]: the pages, one module per audience;
+//! - [`money`]: amounts, commission rates and statement days as the
+//!   dashboards' forms read them;
 //! - [`media`]: product images and the stylesheet.
 //!
 //! Authorization is the library's: a page calls the same
@@ -49,6 +51,7 @@ macro_rules! templates {
 
 pub mod admin;
 pub mod media;
+pub mod money;
 pub mod page;
 pub mod seller;
 pub mod session;

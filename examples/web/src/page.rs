@@ -39,7 +39,8 @@ impl Default for Templates {
 
 impl Templates {
     /// Every page's template, with the filters they use: `money` (an amount in
-    /// its currency's decimals) and `when` (a timestamp, to the minute, UTC).
+    /// its currency's decimals), `when` (a timestamp, to the minute, UTC) and
+    /// `percent` (basis points as a percentage: 1250 is `12.5`).
     pub fn new() -> Templates {
         let mut env = Environment::new();
         let all = TEMPLATES
@@ -56,6 +57,7 @@ impl Templates {
         }
         env.add_filter("money", money);
         env.add_filter("when", when);
+        env.add_filter("percent", crate::money::percent);
         Templates { env }
     }
 

@@ -11,9 +11,12 @@ use crate::extract::App;
 pub mod accounts;
 pub mod admin;
 pub mod catalog;
+pub mod commission;
+pub mod ledger;
 pub mod ops;
 pub mod orders;
 pub mod pages;
+pub mod payouts;
 pub mod shopping;
 
 /// Tries each route in turn; boxing each keeps the filter types small.
@@ -35,6 +38,9 @@ pub fn api(app: App) -> BoxedFilter<(Response,)> {
         shopping::routes(app.clone()),
         orders::routes(app.clone()),
         admin::routes(app.clone()),
+        commission::routes(app.clone()),
+        ledger::routes(app.clone()),
+        payouts::routes(app.clone()),
     );
     warp::path("api").and(warp::path("v1")).and(v1).boxed()
 }

@@ -82,7 +82,7 @@ pub async fn cancel(id: OrderId, app: App, who: Principal) -> Result<Response, R
 #[utoipa::path(post, path = "/api/v1/orders/{id}/return", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, description = "order id")),
     responses((status = 200, description = "the order, return requested", body = Order),
-              (status = 409, description = "the order is not delivered", body = crate::problem::Problem)))]
+              (status = 409, description = "the order is not delivered (`invalid_transition`), or its return window has closed (`return_window_closed`)", body = crate::problem::Problem)))]
 pub async fn request_return(id: OrderId, app: App, who: Principal) -> Result<Response, Rejection> {
     Ok(ok(&app
         .market

@@ -4,7 +4,9 @@
 //! - [`products`]: the store's products (archived ones too), the product form
 //!   (price, stock, category, offer, listed switch), image uploads, archiving;
 //! - [`orders`]: the store's orders by status, one order with its buyer's
-//!   address and history, and the button for its next step.
+//!   address and history, and the button for its next step;
+//! - [`money`]: the balance (held and available), the ledger, the payouts and
+//!   the statement as CSV.
 //!
 //! Every page is for sellers only; what a seller may do beyond that (list
 //! products once verified, move an order one step) is the library's to say,
@@ -22,12 +24,13 @@ use crate::App;
 use crate::page::{self, PageResult, render};
 use crate::session::{SignedIn, Viewer};
 
+pub mod money;
 pub mod orders;
 pub mod products;
 
 /// The seller dashboard's templates.
 pub const TEMPLATES: &[(&str, &str)] = templates![
-    "seller": "layout", "home", "products", "product", "archive", "orders", "order",
+    "seller": "layout", "home", "products", "product", "archive", "orders", "order", "money", "payouts",
 ];
 
 /// Counts on the overview stop here ("1000+").
@@ -39,6 +42,7 @@ pub fn routes() -> Router<App> {
         .route("/seller", get(home))
         .merge(products::routes())
         .merge(orders::routes())
+        .merge(money::routes())
         .route_layer(axum::middleware::from_fn(sellers_only))
 }
 
@@ -51,7 +55,8 @@ async fn sellers_only(viewer: Viewer, req: Request, next: Next) -> Response {
     }
 }
 
-/// `/seller`: the store's standing and a summary of its products and orders.
+/// `/seller`: the store's standing and a summary of its products, orders and
+/// money.
 async fn home(State(app): State<App>, viewer: Viewer, s: SignedIn) -> PageResult {
     let who = &s.principal;
     let market = &app.market;
@@ -77,6 +82,7 @@ async fn home(State(app): State<App>, viewer: Viewer, s: SignedIn) -> PageResult
         .await?;
         orders.push(context! { status => status.as_str(), count });
     }
+    let balance = market.seller_balance(who).await?;
     Ok(render(
         &app,
         &viewer,
@@ -87,6 +93,7 @@ async fn home(State(app): State<App>, viewer: Viewer, s: SignedIn) -> PageResult
             status => s.user.seller_status.map(|st| st.as_str()),
             products,
             orders,
+            balance => minijinja::Value::from_serialize(&balance),
         },
     ))
 }

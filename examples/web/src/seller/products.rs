@@ -23,6 +23,7 @@ use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
 use crate::App;
+use crate::money::amount_hint;
 use crate::page::{
     Fixable, Form, PageError, PageResult, Problem, Query, SeeOther, form_problem, path_id, render,
     render_with,
@@ -126,7 +127,7 @@ impl ProductForm {
         let (kind, value) = match p.discount.as_ref().map(|d| &d.kind) {
             None => ("none", String::new()),
             Some(DiscountKind::Percentage { value }) => ("percentage", value.to_string()),
-            Some(DiscountKind::Fixed { amount }) => ("fixed", decimal(*amount)),
+            Some(DiscountKind::Fixed { amount }) => ("fixed", amount.decimal()),
         };
         let when = |t: Option<DateTime<Utc>>| {
             t.map(|t| t.format(WHEN_INPUT).to_string())
@@ -136,7 +137,7 @@ impl ProductForm {
             sku: p.sku.clone().unwrap_or_default(),
             title: p.title.clone(),
             description: p.description.clone(),
-            price: decimal(p.price),
+            price: p.price.decimal(),
             stock: p.stock.to_string(),
             category_id: p.category_id.map(|c| c.to_string()).unwrap_or_default(),
             discount_kind: kind.to_owned(),
@@ -246,26 +247,6 @@ struct Product {
     category_id: Option<CategoryId>,
     discount: Option<Discount>,
     active: bool,
-}
-
-/// `12.50` for 1250 USD: the amount as a person types it.
-fn decimal(m: Money) -> String {
-    let shown = m.to_string();
-    match shown.rsplit_once(' ') {
-        Some((amount, _currency)) => amount.to_owned(),
-        None => shown,
-    }
-}
-
-fn amount_hint(currency: Currency) -> String {
-    let example = decimal(Money::new(
-        1250 * 10_i64.pow(currency.minor_units().saturating_sub(2)),
-        currency,
-    ));
-    format!(
-        "write an amount in {currency} with digits and at most {} decimals, like {example}",
-        currency.minor_units()
-    )
 }
 
 /// A `datetime-local` value, read as UTC; blank is none.
@@ -557,7 +538,7 @@ mod tests {
             })
         );
         assert!(p.active);
-        assert_eq!(decimal(Money::new(1250, usd)), "12.50");
+        assert_eq!(Money::new(1250, usd).decimal(), "12.50");
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! What the web host's test files share: the host served in this process on
 //! `127.0.0.1:0` over a fresh memory store, and the library's view of a
-//! person who signs in.
+//! person who signs in; [`dashboard`] adds the dashboards' browser and people.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+// Each test file uses a part of the dashboards' helpers; the storefront's
+// tests drive a browser of their own.
+#[allow(dead_code)]
+pub mod dashboard;
 
 use marketplace_core::{HashCost, Principal};
 use marketplace_host::{Market, Settings};
