@@ -25,7 +25,7 @@ use crate::error::duplicate_key;
 use crate::orders::order_from;
 use crate::schema::{BALANCES, LEDGER};
 use crate::transaction::{Body, Fail, Step};
-use crate::values::{Reader, date, opt, uuid};
+use crate::values::{Reader, before, date, opt, uuid};
 
 /// The `_id` of a seller's balance in `currency`.
 pub(crate) fn balance_key(seller: UserId, currency: Currency) -> String {
@@ -104,15 +104,7 @@ fn ledger_filter(q: &LedgerQuery) -> Document {
         f.insert("created_at", range);
     }
     if let Some(k) = q.after {
-        f.insert(
-            "$or",
-            vec![
-                Bson::Document(doc! { "created_at": { "$lt": date(k.created_at) } }),
-                Bson::Document(
-                    doc! { "created_at": date(k.created_at), "_id": { "$lt": uuid(k.id.0) } },
-                ),
-            ],
-        );
+        f.insert("$or", before(k.created_at, k.id.0));
     }
     f
 }

@@ -25,7 +25,7 @@ use crate::commission::{commission_doc, commission_from};
 use crate::error::storage_error;
 use crate::schema::ORDERS;
 use crate::transaction::{Body, Step};
-use crate::values::{Reader, count, date, money, opt, uuid};
+use crate::values::{Reader, before, count, date, money, opt, uuid};
 
 pub(crate) fn change_doc(c: &StatusChange) -> Bson {
     Bson::Document(doc! {
@@ -131,15 +131,7 @@ pub(crate) fn order_filter(q: &OrderQuery) -> Document {
         f.insert("status", s.as_str());
     }
     if let Some(k) = q.after {
-        f.insert(
-            "$or",
-            vec![
-                Bson::Document(doc! { "created_at": { "$lt": date(k.created_at) } }),
-                Bson::Document(
-                    doc! { "created_at": date(k.created_at), "_id": { "$lt": uuid(k.id.0) } },
-                ),
-            ],
-        );
+        f.insert("$or", before(k.created_at, k.id.0));
     }
     f
 }

@@ -12,7 +12,7 @@ use marketplace_core::payout::{
 };
 use marketplace_core::{PayoutId, PayoutStore, StorageError, StorageResult, UserId};
 use mongodb::ClientSession;
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Document, doc};
 use mongodb::options::ReturnDocument;
 
 use crate::MongoStorage;
@@ -20,7 +20,7 @@ use crate::error::storage_error;
 use crate::ledger::balance_key;
 use crate::schema::PAYOUTS;
 use crate::transaction::{Body, Step};
-use crate::values::{Reader, date, money, opt_str, uuid};
+use crate::values::{Reader, before, date, money, opt_str, uuid};
 
 fn payout_doc(p: &Payout) -> Document {
     doc! {
@@ -64,15 +64,7 @@ fn payout_filter(q: &PayoutQuery) -> Document {
         f.insert("status", s.as_str());
     }
     if let Some(k) = q.after {
-        f.insert(
-            "$or",
-            vec![
-                Bson::Document(doc! { "created_at": { "$lt": date(k.created_at) } }),
-                Bson::Document(
-                    doc! { "created_at": date(k.created_at), "_id": { "$lt": uuid(k.id.0) } },
-                ),
-            ],
-        );
+        f.insert("$or", before(k.created_at, k.id.0));
     }
     f
 }

@@ -47,6 +47,15 @@ pub(crate) fn opt_str(v: Option<&str>) -> Bson {
     opt(v, |s| Bson::String(s.to_owned()))
 }
 
+/// The keyset condition of a newest-first list: documents before
+/// `(created_at, id)` in `created_at`, then `_id`, descending order.
+pub(crate) fn before(created_at: DateTime<Utc>, id: Uuid) -> Bson {
+    Bson::Array(vec![
+        Bson::Document(doc! { "created_at": { "$lt": date(created_at) } }),
+        Bson::Document(doc! { "created_at": date(created_at), "_id": { "$lt": uuid(id) } }),
+    ])
+}
+
 /// Money as `{amount, currency}`.
 pub(crate) fn money(m: Money) -> Bson {
     Bson::Document(doc! { "amount": m.amount, "currency": m.currency.as_str() })
