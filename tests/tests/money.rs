@@ -541,3 +541,15 @@ async fn money_flow_on_postgres() {
     };
     money_flow(&db.url).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_mongodb,
+    ignore = "needs TEST_MONGODB_URL (a MongoDB replica set), see README"
+)]
+async fn money_flow_on_mongodb() {
+    let Some(url) = marketplace_e2e::mongodb_database("money_flow_on_mongodb") else {
+        return;
+    };
+    money_flow(&url).await;
+}
