@@ -157,3 +157,55 @@ impl CommissionStore for MongoStorage {
         Ok(gone.deleted_count == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use marketplace_core::{CategoryId, Currency, Money};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn usd(a: i64) -> Money {
+        Money::new(a, Currency::USD)
+    }
+
+    #[test]
+    fn an_orders_commission_round_trips_with_binary_ids() {
+        let category = CategoryId(Uuid::from_u128(7));
+        let c = Commission {
+            amount: usd(130),
+            seller_net: usd(870),
+            rules: vec![
+                AppliedRule {
+                    scope: RuleScope::Category {
+                        category_id: category,
+                    },
+                    terms: CommissionTerms {
+                        rate_bps: 1000,
+                        fixed_fee: Some(usd(30)),
+                        minimum: None,
+                        maximum: Some(usd(500)),
+                    },
+                    base: usd(1000),
+                    amount: usd(130),
+                },
+                AppliedRule {
+                    scope: RuleScope::Default,
+                    terms: CommissionTerms::default(),
+                    base: usd(0),
+                    amount: usd(0),
+                },
+            ],
+        };
+        let Bson::Document(d) = commission_doc(&c) else {
+            panic!("a commission is a sub-document");
+        };
+        let rules = d.get_array("rules").expect("rules");
+        let Some(Bson::Document(first)) = rules.first() else {
+            panic!("a rule is a sub-document");
+        };
+        assert_eq!(first.get("target"), Some(&uuid(category.0)));
+        let back = commission_from(&Reader::new("orders", &d)).expect("decodes");
+        assert_eq!(back, c);
+    }
+}

@@ -3,10 +3,11 @@
 //! `orders`: `{_id, checkout_id, buyer_id, seller_id, store_name, status,
 //! items: [{product_id, title, unit_price, effective_price, quantity,
 //! line_total}], address: {...}, total, history: [{from, to, at, by}],
-//! commission: {...} | null, return_until, earning_released_at, created_at,
-//! updated_at}`. The item and address snapshots live inside the
-//! order, so later edits of products and addresses never reach it, and an
-//! order is read in one document. The [checkout](crate::checkout) inserts them.
+//! commission: {...} | null (see [`crate::commission`]), return_until,
+//! earning_released_at, created_at, updated_at}`. The item and address
+//! snapshots live inside the order, so later edits of products and addresses
+//! never reach it, and an order is read in one document. The
+//! [checkout](crate::checkout) inserts them.
 
 use async_trait::async_trait;
 use futures::FutureExt;
