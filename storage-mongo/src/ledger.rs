@@ -24,7 +24,7 @@ use crate::MongoStorage;
 use crate::error::duplicate_key;
 use crate::orders::order_from;
 use crate::schema::{BALANCES, LEDGER};
-use crate::transaction::{Body, Fail, Step};
+use crate::transaction::{Body, Fail, Step, unmatched};
 use crate::values::{Reader, before, date, opt, uuid};
 
 /// The `_id` of a seller's balance in `currency`.
@@ -188,18 +188,7 @@ impl MongoStorage {
             .session(&mut *s)
             .await?;
         if set.matched_count == 0 {
-            let exists = self
-                .orders
-                .find_one(doc! { "_id": id })
-                .projection(doc! { "_id": 1 })
-                .session(&mut *s)
-                .await?
-                .is_some();
-            return Ok(Step::Abort(if exists {
-                Ok(false)
-            } else {
-                Err(StorageError::NotFound)
-            }));
+            return unmatched(&self.orders, s, id, false).await;
         }
         self.append_entry(s, &r.entry).await?;
         Ok(Step::Commit(Ok(true)))

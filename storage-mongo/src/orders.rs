@@ -13,8 +13,7 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use marketplace_core::order::{OrderItem, OrderQuery, OrderTransition, StatusChange};
 use marketplace_core::{
-    CheckoutId, Order, OrderId, OrderStatus, OrderStore, ProductId, StorageError, StorageResult,
-    UserId,
+    CheckoutId, Order, OrderId, OrderStatus, OrderStore, ProductId, StorageResult, UserId,
 };
 use mongodb::ClientSession;
 use mongodb::bson::{Bson, Document, doc};
@@ -25,7 +24,7 @@ use crate::accounts::{address_fields, address_from_reader};
 use crate::commission::{commission_doc, commission_from};
 use crate::error::storage_error;
 use crate::schema::ORDERS;
-use crate::transaction::{Body, Step};
+use crate::transaction::{Body, Step, unmatched};
 use crate::values::{Reader, before, count, date, money, opt, uuid};
 
 pub(crate) fn change_doc(c: &StatusChange) -> Bson {
@@ -171,18 +170,7 @@ impl MongoStorage {
             .session(&mut *s)
             .await?
         else {
-            let exists = self
-                .orders
-                .find_one(doc! { "_id": id })
-                .projection(doc! { "_id": 1 })
-                .session(&mut *s)
-                .await?
-                .is_some();
-            return Ok(Step::Abort(if exists {
-                Ok(None)
-            } else {
-                Err(StorageError::NotFound)
-            }));
+            return unmatched(&self.orders, s, id, None).await;
         };
         let order = order_from(&d)?;
         for (product, units) in &t.restock {

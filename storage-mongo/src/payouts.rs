@@ -10,7 +10,7 @@ use futures::FutureExt;
 use marketplace_core::payout::{
     Payout, PayoutQuery, PayoutRequest, PayoutSettlement, PayoutStatus,
 };
-use marketplace_core::{PayoutId, PayoutStore, StorageError, StorageResult, UserId};
+use marketplace_core::{PayoutId, PayoutStore, StorageResult, UserId};
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
 use mongodb::options::ReturnDocument;
@@ -19,7 +19,7 @@ use crate::MongoStorage;
 use crate::error::storage_error;
 use crate::ledger::balance_key;
 use crate::schema::PAYOUTS;
-use crate::transaction::{Body, Step};
+use crate::transaction::{Body, Step, unmatched};
 use crate::values::{Reader, before, date, money, opt_str, uuid};
 
 fn payout_doc(p: &Payout) -> Document {
@@ -122,18 +122,7 @@ impl MongoStorage {
             .session(&mut *s)
             .await?
         else {
-            let exists = self
-                .payouts
-                .find_one(doc! { "_id": id })
-                .projection(doc! { "_id": 1 })
-                .session(&mut *s)
-                .await?
-                .is_some();
-            return Ok(Step::Abort(if exists {
-                Ok(None)
-            } else {
-                Err(StorageError::NotFound)
-            }));
+            return unmatched(&self.payouts, s, id, None).await;
         };
         let payout = payout_from(&d)?;
         if let Some(entry) = &t.entry {

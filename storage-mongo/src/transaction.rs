@@ -69,6 +69,28 @@ impl From<StorageError> for Fail {
 /// What a transaction body returns.
 pub(crate) type Body<T> = Result<Step<T>, Fail>;
 
+/// Ends a step whose conditional write matched nothing: `unchanged` when the
+/// document `id` exists (its condition no longer held), `NotFound` when it
+/// does not. Nothing is written either way.
+pub(crate) async fn unmatched<T>(
+    coll: &mongodb::Collection<mongodb::bson::Document>,
+    s: &mut ClientSession,
+    id: mongodb::bson::Bson,
+    unchanged: T,
+) -> Body<StorageResult<T>> {
+    let exists = coll
+        .find_one(mongodb::bson::doc! { "_id": id })
+        .projection(mongodb::bson::doc! { "_id": 1 })
+        .session(&mut *s)
+        .await?
+        .is_some();
+    Ok(Step::Abort(if exists {
+        Ok(unchanged)
+    } else {
+        Err(StorageError::NotFound)
+    }))
+}
+
 /// Commit attempts after an unknown commit result, within the time budget.
 const COMMIT_ATTEMPTS: u32 = 5;
 
