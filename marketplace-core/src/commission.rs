@@ -314,13 +314,7 @@ impl<S: Storage> Marketplace<S> {
         match scope {
             RuleScope::Default => {}
             RuleScope::Category { category_id } => {
-                if !self
-                    .storage()
-                    .categories()
-                    .await?
-                    .iter()
-                    .any(|c| c.id == category_id)
-                {
+                if self.storage().category(category_id).await?.is_none() {
                     return Err(Error::NotFound("category"));
                 }
             }

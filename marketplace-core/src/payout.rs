@@ -24,7 +24,7 @@ use crate::notify::Notification;
 use crate::outbox::OutboxMessage;
 use crate::page::{Page, newest_cursor, parse_newest_cursor};
 use crate::storage::Storage;
-use crate::user::{Principal, Role};
+use crate::user::{Principal, Role, User};
 
 /// Where a payout stands.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -395,6 +395,11 @@ fn decode_cursor(c: &str) -> Result<PayoutKey> {
     Ok(PayoutKey { created_at, id })
 }
 
+/// A settlement that lost the race to another.
+fn settled_meanwhile() -> Error {
+    Error::conflict("payout_settled", "the payout was settled meanwhile")
+}
+
 /// The longest reference or reason kept on a payout, in characters.
 pub const MAX_NOTE: usize = 200;
 
@@ -552,9 +557,17 @@ impl<S: Storage> Marketplace<S> {
                 (PayoutStatus::Unresolved, None, Some(why))
             }
         };
-        self.settle(&payout, &[PayoutStatus::Requested], to, reference, failure)
-            .await?
-            .ok_or_else(|| Error::conflict("payout_settled", "the payout was settled meanwhile"))
+        let seller = seller.as_ref();
+        self.settle(
+            &payout,
+            seller,
+            &[PayoutStatus::Requested],
+            to,
+            reference,
+            failure,
+        )
+        .await?
+        .ok_or_else(settled_meanwhile)
     }
 
     /// Records that an open payout reached the seller, with the transfer's
@@ -600,19 +613,23 @@ impl<S: Storage> Marketplace<S> {
                 format!("the payout is already {}", payout.status),
             ));
         }
+        // Only a paid payout mails its seller.
+        let seller = match to {
+            PayoutStatus::Paid => self.storage().user(payout.seller_id).await?,
+            _ => None,
+        };
         let open = [PayoutStatus::Requested, PayoutStatus::Unresolved];
-        match self.settle(&payout, &open, to, reference, failure).await? {
-            Some(p) => Ok(p),
-            None => Err(Error::conflict(
-                "payout_settled",
-                "the payout was settled meanwhile",
-            )),
-        }
+        self.settle(&payout, seller.as_ref(), &open, to, reference, failure)
+            .await?
+            .ok_or_else(settled_meanwhile)
     }
 
+    /// Records a payout's outcome when its status is still one of `from`; the
+    /// `seller` is mailed when it is paid.
     async fn settle(
         &self,
         payout: &Payout,
+        seller: Option<&User>,
         from: &[PayoutStatus],
         to: PayoutStatus,
         reference: Option<String>,
@@ -633,13 +650,13 @@ impl<S: Storage> Marketplace<S> {
         });
         let mut outbox = Vec::new();
         if to == PayoutStatus::Paid
-            && let Some(seller) = self.storage().user(payout.seller_id).await?
+            && let Some(seller) = seller
         {
             let mut paid = payout.clone();
             paid.status = to;
             paid.reference.clone_from(&reference);
             outbox.push(self.render(&Notification::PayoutPaid {
-                seller: &seller,
+                seller,
                 payout: &paid,
             })?);
         }
