@@ -82,3 +82,11 @@ id_type!(
     /// Identifies a payout to a seller.
     PayoutId
 );
+id_type!(
+    /// Identifies a checkout's payment.
+    PaymentId
+);
+id_type!(
+    /// Identifies a refund of one order (or of a whole payment).
+    RefundId
+);

@@ -58,6 +58,7 @@ pub mod order;
 pub mod outbox;
 pub mod page;
 mod patch;
+pub mod payment;
 pub mod payout;
 pub mod storage;
 pub mod user;
