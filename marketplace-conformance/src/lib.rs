@@ -86,12 +86,45 @@ impl<S: Storage> World<S> {
         config: Config,
         payouts: Arc<dyn marketplace_core::PayoutProvider>,
     ) -> World<S> {
+        Self::with_providers(
+            storage,
+            config,
+            payouts,
+            Arc::new(marketplace_core::ManualPayments),
+        )
+        .await
+    }
+
+    /// A marketplace over `storage` with `config`, taking payments through
+    /// `payments`.
+    pub async fn with_payments(
+        storage: S,
+        config: Config,
+        payments: Arc<dyn marketplace_core::PaymentProvider>,
+    ) -> World<S> {
+        Self::with_providers(
+            storage,
+            config,
+            Arc::new(marketplace_core::ManualPayouts),
+            payments,
+        )
+        .await
+    }
+
+    /// A marketplace over `storage` with `config` and both providers.
+    pub async fn with_providers(
+        storage: S,
+        config: Config,
+        payouts: Arc<dyn marketplace_core::PayoutProvider>,
+        payments: Arc<dyn marketplace_core::PaymentProvider>,
+    ) -> World<S> {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         ));
         let market = Marketplace::builder(storage, config)
             .clock(clock.clone())
             .payouts(payouts)
+            .payments(payments)
             .build()
             .await
             .unwrap();
@@ -333,6 +366,15 @@ macro_rules! conformance_suite {
             statements_add_up_to_the_balance,
             a_return_and_a_release_never_both_win,
             money_invariants_hold_under_contention,
+            manual_payments_are_marked_paid_and_refunded,
+            unpaid_checkouts_expire_once_and_return_their_stock,
+            capture_waits_for_every_seller_and_takes_the_live_sum,
+            capture_deadline_takes_what_is_live,
+            immediate_capture_refunds_cancellations_and_returns,
+            webhooks_are_verified_deduplicated_and_order_tolerant,
+            payments_after_expiry_are_voided_or_refunded,
+            provider_timeouts_never_charge_twice,
+            payment_invariants_hold_under_contention,
         );
     };
     (@each $factory:path; $attrs:tt; $($name:ident),* $(,)?) => {

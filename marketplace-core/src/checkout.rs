@@ -13,6 +13,7 @@ use crate::money::{Money, effective_price};
 use crate::notify::Notification;
 use crate::order::{Order, OrderItem, OrderStatus, StatusChange};
 use crate::outbox::OutboxMessage;
+use crate::payment::Payment;
 use crate::storage::Storage;
 use crate::user::{Principal, Role, User};
 
@@ -56,6 +57,8 @@ pub struct CheckoutPlan {
     pub orders: Vec<Order>,
     /// Confirmation to the buyer, new-order mails to the sellers.
     pub outbox: Vec<OutboxMessage>,
+    /// The checkout's payment, awaiting the buyer.
+    pub payment: Option<Payment>,
     /// When the checkout happened.
     pub created_at: DateTime<Utc>,
 }
@@ -91,6 +94,10 @@ pub struct Checkout {
     pub checkout_id: CheckoutId,
     /// One order per seller, by seller id.
     pub orders: Vec<Order>,
+    /// How to pay: the payment, with the provider's client secret or
+    /// instructions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<Payment>,
     /// Whether this is the stored result of an earlier request with the same key.
     #[serde(skip)]
     pub replayed: bool,
@@ -172,7 +179,7 @@ impl<S: Storage> Marketplace<S> {
                     .checkout_by_key(who.user_id, idempotency_key)
                     .await?
                 {
-                    Some(done) => self.replay(done, &request_hash).await,
+                    Some(done) => self.replay(done, &request_hash, buyer.email.as_str()).await,
                     None => Err(refused),
                 };
             }
@@ -181,12 +188,22 @@ impl<S: Storage> Marketplace<S> {
         let checkout_id = plan.checkout_id;
 
         match self.retry(|| self.storage().commit_checkout(&plan)).await? {
-            CheckoutOutcome::Committed => Ok(Checkout {
-                checkout_id,
-                orders: plan.orders.into_iter().map(Order::for_buyer).collect(),
-                replayed: false,
-            }),
-            CheckoutOutcome::Replayed(done) => self.replay(done, &request_hash).await,
+            CheckoutOutcome::Committed => {
+                let payment = match plan.payment {
+                    Some(p) => Some(self.open_payment(p, buyer.email.as_str()).await?),
+                    None => None,
+                };
+                let orders = plan.orders.into_iter().map(Order::for_buyer).collect();
+                Ok(Checkout {
+                    checkout_id,
+                    orders: self.with_payment_status(orders).await?,
+                    payment,
+                    replayed: false,
+                })
+            }
+            CheckoutOutcome::Replayed(done) => {
+                self.replay(done, &request_hash, buyer.email.as_str()).await
+            }
             CheckoutOutcome::Short(items) => Err(Error::InsufficientStock(items)),
             CheckoutOutcome::CartChanged => {
                 // A concurrent request with the same key may have won the race.
@@ -195,7 +212,7 @@ impl<S: Storage> Marketplace<S> {
                     .checkout_by_key(who.user_id, idempotency_key)
                     .await?
                 {
-                    Some(done) => self.replay(done, &request_hash).await,
+                    Some(done) => self.replay(done, &request_hash, buyer.email.as_str()).await,
                     None => Err(Error::conflict(
                         "cart_changed",
                         "the cart changed or was already checked out; review it and try again",
@@ -317,6 +334,7 @@ impl<S: Storage> Marketplace<S> {
                 commission: Some(commission),
                 return_until: None,
                 earning_released_at: None,
+                payment_status: None,
                 history: vec![StatusChange {
                     from: None,
                     to: OrderStatus::Pending,
@@ -337,6 +355,7 @@ impl<S: Storage> Marketplace<S> {
                 outbox.push(self.render(&Notification::NewOrder { seller, order })?);
             }
         }
+        let grand_total = orders_total(&orders, currency)?;
         Ok(CheckoutPlan {
             checkout_id,
             buyer_id: buyer.id,
@@ -351,12 +370,18 @@ impl<S: Storage> Marketplace<S> {
                 })
                 .collect(),
             orders,
+            payment: Some(self.new_payment(checkout_id, buyer.id, grand_total, now)),
             outbox,
             created_at: now,
         })
     }
 
-    async fn replay(&self, done: CheckoutRecord, request_hash: &str) -> Result<Checkout> {
+    async fn replay(
+        &self,
+        done: CheckoutRecord,
+        request_hash: &str,
+        buyer_email: &str,
+    ) -> Result<Checkout> {
         if done.request_hash != request_hash {
             return Err(Error::conflict(
                 "idempotency_key_reused",
@@ -370,10 +395,30 @@ impl<S: Storage> Marketplace<S> {
             .into_iter()
             .map(Order::for_buyer)
             .collect();
+        // A repeated request finishes what the first could not: opening the
+        // payment at the provider, with the same key.
+        let payment = match self
+            .storage()
+            .checkout_payments(&[done.checkout_id])
+            .await?
+            .pop()
+        {
+            Some(p) => Some(self.open_payment(p, buyer_email).await?),
+            None => None,
+        };
         Ok(Checkout {
             checkout_id: done.checkout_id,
-            orders,
+            orders: self.with_payment_status(orders).await?,
+            payment,
             replayed: true,
         })
     }
+}
+
+/// The grand total of a checkout's orders.
+fn orders_total(orders: &[Order], currency: crate::money::Currency) -> Result<Money> {
+    orders
+        .iter()
+        .try_fold(Money::zero(currency), |acc, o| acc.checked_add(o.total))
+        .ok_or_else(|| Error::internal("grand total overflow"))
 }

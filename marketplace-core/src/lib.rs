@@ -23,6 +23,8 @@
 //! - [`commission`], [`ledger`], [`payout`]: the operator's fee snapshotted on
 //!   each order, the append-only seller ledger with its held and available
 //!   balances, and payouts through a [`PayoutProvider`].
+//! - [`payment`]: one payment per checkout through a [`PaymentProvider`]: held
+//!   stock that expires, capture once, refunds on cancellation and return.
 //!
 //! ## Example
 //! ```no_run
@@ -82,9 +84,13 @@ pub use money::{Currency, Discount, DiscountKind, Money};
 pub use order::{Order, OrderListQuery, OrderStatus};
 pub use outbox::{DeliveryReport, OutboxMessage, OutboxStatus, OutboxWorker};
 pub use page::Page;
+pub use payment::{
+    CapturePolicy, ManualPayments, OrderPaymentStatus, Payment, PaymentPolicy, PaymentProvider,
+    PaymentStatus, Refund, RefundStatus, SimulatedPayments,
+};
 pub use payout::{ManualPayouts, Payout, PayoutProvider, PayoutStatus, SimulatedPayouts};
 pub use storage::{
     AccountStore, CatalogStore, CheckoutStore, CommissionStore, LedgerStore, OrderStore,
-    OutboxStore, PayoutStore, ShoppingStore, Storage, StorageError, StorageResult,
+    OutboxStore, PaymentStore, PayoutStore, ShoppingStore, Storage, StorageError, StorageResult,
 };
 pub use user::{Principal, Role, SellerStatus, SellerSummary, User};

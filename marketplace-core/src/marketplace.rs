@@ -16,6 +16,7 @@ use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, storage_precision};
 use crate::error::{Error, Result};
 use crate::money::Currency;
 use crate::notify::Templates;
+use crate::payment::{ManualPayments, PaymentPolicy, PaymentProvider};
 use crate::payout::{ManualPayouts, PayoutProvider};
 use crate::storage::{Storage, StorageError};
 use crate::user::{Principal, Role, User};
@@ -127,6 +128,8 @@ pub struct Config {
     pub delivery: DeliveryPolicy,
     /// Earnings holds and payouts.
     pub money: MoneyPolicy,
+    /// Buyers' payments: holds, expiry and capture.
+    pub payments: PaymentPolicy,
     /// The marketplace's name, as mails show it.
     pub site_name: String,
     /// Base URL of the storefront, for links in mails (default `http://127.0.0.1:8080`).
@@ -145,6 +148,7 @@ impl Config {
             limits: Limits::default(),
             delivery: DeliveryPolicy::default(),
             money: MoneyPolicy::default(),
+            payments: PaymentPolicy::default(),
             site_name: "Marketplace".to_owned(),
             media_url: format!("{public_url}/media"),
             public_url,
@@ -159,6 +163,7 @@ pub(crate) struct Inner<S> {
     pub(crate) ids: Arc<dyn IdGenerator>,
     pub(crate) images: Arc<dyn ObjectStore>,
     pub(crate) payouts: Arc<dyn PayoutProvider>,
+    pub(crate) payments: Arc<dyn PaymentProvider>,
     pub(crate) jwt: JwtKeys,
     pub(crate) templates: Templates,
     /// A hash verified against when a login names an unknown account, so both
@@ -188,6 +193,7 @@ pub struct MarketplaceBuilder<S> {
     ids: Arc<dyn IdGenerator>,
     images: Option<Arc<dyn ObjectStore>>,
     payouts: Arc<dyn PayoutProvider>,
+    payments: Arc<dyn PaymentProvider>,
 }
 
 impl<S: Storage> MarketplaceBuilder<S> {
@@ -216,6 +222,13 @@ impl<S: Storage> MarketplaceBuilder<S> {
         self
     }
 
+    /// Takes buyers' payments through `provider` (default: [`ManualPayments`],
+    /// pay on delivery or by transfer, an admin marks each checkout paid).
+    pub fn payments(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.payments = provider;
+        self
+    }
+
     /// Builds the marketplace.
     pub async fn build(self) -> Result<Marketplace<S>> {
         let templates = Templates::new()?;
@@ -231,6 +244,7 @@ impl<S: Storage> MarketplaceBuilder<S> {
                 ids: self.ids,
                 images: self.images.unwrap_or_else(|| Arc::new(InMemory::new())),
                 payouts: self.payouts,
+                payments: self.payments,
                 templates,
                 dummy_hash,
             }),
@@ -248,6 +262,7 @@ impl<S: Storage> Marketplace<S> {
             ids: Arc::new(UuidV7),
             images: None,
             payouts: Arc::new(ManualPayouts),
+            payments: Arc::new(ManualPayments),
         }
     }
 
@@ -265,6 +280,11 @@ impl<S: Storage> Marketplace<S> {
     /// The provider payouts go through.
     pub fn payout_provider(&self) -> &Arc<dyn PayoutProvider> {
         &self.inner.payouts
+    }
+
+    /// The provider buyers pay through.
+    pub fn payment_provider(&self) -> &Arc<dyn PaymentProvider> {
+        &self.inner.payments
     }
 
     /// The blob store holding product images.

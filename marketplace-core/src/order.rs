@@ -15,6 +15,7 @@ use crate::money::Money;
 use crate::notify::Notification;
 use crate::outbox::OutboxMessage;
 use crate::page::{Page, newest_cursor, parse_newest_cursor};
+use crate::payment::OrderPaymentStatus;
 use crate::storage::Storage;
 use crate::user::{Principal, Role};
 
@@ -202,6 +203,10 @@ pub struct Order {
     /// closed. Not in a buyer's view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earning_released_at: Option<DateTime<Utc>>,
+    /// Where its payment stands, as its buyer sees it; filled in when the
+    /// order is read (not stored), absent for orders without a payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<OrderPaymentStatus>,
     /// Every status change, oldest first.
     pub history: Vec<StatusChange>,
     /// When it was placed.
@@ -322,6 +327,7 @@ impl<S: Storage> Marketplace<S> {
         q.limit = limit + 1;
         q.status = page.status;
         let rows = self.storage().list_orders(&q).await?;
+        let rows = self.with_payment_status(rows).await?;
         Ok(Page::from_overfetch(rows, limit, encode_cursor))
     }
 
@@ -384,6 +390,11 @@ impl<S: Storage> Marketplace<S> {
             .storage()
             .order(id)
             .await?
+            .ok_or(Error::NotFound("order"))?;
+        let order = self
+            .with_payment_status(vec![order])
+            .await?
+            .pop()
             .ok_or(Error::NotFound("order"))?;
         match who.role {
             Role::Admin => Ok(order),
@@ -452,8 +463,7 @@ impl<S: Storage> Marketplace<S> {
                 });
             }
             let now = self.now();
-            let unreleased = order.status == OrderStatus::Delivered;
-            if unreleased
+            if order.status == OrderStatus::Delivered
                 && (order.earning_released_at.is_some()
                     || order.return_until.is_some_and(|end| now >= end))
             {
@@ -462,44 +472,64 @@ impl<S: Storage> Marketplace<S> {
                     "the return window of this order has closed",
                 ));
             }
-            let restock = if order.status.holds_stock() && !to.holds_stock() {
-                order.units()
-            } else {
-                Vec::new()
+            let t = self.transition_for(&order, to, who.user_id, now).await?;
+            // `None`: the status (or the checkout's payment) moved since it was
+            // read; judge the request again against the new state.
+            let moved = match self.payment_for_move(&order, to, now).await? {
+                Some((old, new)) => self.move_with_payment(&old, new, t).await?,
+                None => self.retry(|| self.storage().transition_order(&t)).await?,
             };
-            let mut updated = order.clone().for_buyer();
-            updated.status = to;
-            let buyer = self.storage().user(order.buyer_id).await?;
-            let outbox = match &buyer {
-                Some(buyer) => vec![self.render(&Notification::StatusChanged {
-                    buyer,
-                    order: &updated,
-                    from: order.status,
-                })?],
-                None => Vec::new(),
-            };
-            let t = OrderTransition {
-                order_id: id,
-                from: order.status,
-                to,
-                change: StatusChange {
-                    from: Some(order.status),
-                    to,
-                    at: now,
-                    by: who.user_id,
-                },
-                restock,
-                return_until: (to == OrderStatus::Delivered).then(|| self.return_deadline(now)),
-                require_unreleased: unreleased,
-                ledger: self.ledger_entry_for(&order, to, now),
-                outbox,
-            };
-            // `None`: the status moved since it was read; judge the request again
-            // against the new status.
-            if let Some(order) = self.retry(|| self.storage().transition_order(&t)).await? {
-                return Ok(order);
+            if let Some(order) = moved {
+                return Ok(self
+                    .with_payment_status(vec![order])
+                    .await?
+                    .pop()
+                    .ok_or(Error::NotFound("order"))?);
             }
         }
+    }
+
+    /// The status change of `order` to `to` by `by`, as storage applies it:
+    /// restock, return deadline, ledger entry and the buyer's mail.
+    pub(crate) async fn transition_for(
+        &self,
+        order: &Order,
+        to: OrderStatus,
+        by: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<OrderTransition> {
+        let restock = if order.status.holds_stock() && !to.holds_stock() {
+            order.units()
+        } else {
+            Vec::new()
+        };
+        let mut updated = order.clone().for_buyer();
+        updated.status = to;
+        let buyer = self.storage().user(order.buyer_id).await?;
+        let outbox = match &buyer {
+            Some(buyer) => vec![self.render(&Notification::StatusChanged {
+                buyer,
+                order: &updated,
+                from: order.status,
+            })?],
+            None => Vec::new(),
+        };
+        Ok(OrderTransition {
+            order_id: order.id,
+            from: order.status,
+            to,
+            change: StatusChange {
+                from: Some(order.status),
+                to,
+                at: now,
+                by,
+            },
+            restock,
+            return_until: (to == OrderStatus::Delivered).then(|| self.return_deadline(now)),
+            require_unreleased: order.status == OrderStatus::Delivered,
+            ledger: self.ledger_entry_for(order, to, now),
+            outbox,
+        })
     }
 }
 

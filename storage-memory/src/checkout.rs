@@ -55,6 +55,10 @@ impl CheckoutStore for MemoryStorage {
         for o in &plan.orders {
             s.orders.insert(o.id, o.clone());
         }
+        if let Some(p) = &plan.payment {
+            s.checkout_payment.insert(p.checkout_id, p.id);
+            s.payments.insert(p.id, p.clone());
+        }
         s.checkouts.insert(
             key,
             CheckoutRecord {

@@ -10,7 +10,7 @@
 //!
 //! ## Layout
 //! One module per storage concept, like every backend: `accounts`, `catalog`,
-//! `shopping`, `checkout`, `orders`, `outbox`, `commission`, `ledger`, `payouts`, each implementing its trait over the
+//! `shopping`, `checkout`, `orders`, `outbox`, `commission`, `ledger`, `payouts`, `payments`, each implementing its trait over the
 //! shared state kept here.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -22,6 +22,7 @@ mod commission;
 mod ledger;
 mod orders;
 mod outbox;
+mod payments;
 mod payouts;
 mod shopping;
 
@@ -39,11 +40,12 @@ use marketplace_core::commission::{CommissionRule, RuleScope};
 use marketplace_core::ledger::{EntryKind, LedgerEntry};
 use marketplace_core::order::Order;
 use marketplace_core::outbox::OutboxMessage;
+use marketplace_core::payment::Payment;
 use marketplace_core::payout::Payout;
 use marketplace_core::storage::LoginFailures;
 use marketplace_core::{
-    CategoryId, Currency, IdempotencyKey, MessageId, OrderId, PayoutId, ProductId, Storage,
-    StorageError, StorageResult, TokenFamilyId, User, UserId,
+    CategoryId, CheckoutId, Currency, IdempotencyKey, MessageId, OrderId, PaymentId, PayoutId,
+    ProductId, Storage, StorageError, StorageResult, TokenFamilyId, User, UserId,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,9 @@ struct State {
     /// Which order-bound entry kinds exist, for the one-per-order rule.
     order_entries: HashSet<(OrderId, EntryKind)>,
     payouts: HashMap<PayoutId, Payout>,
+    payments: HashMap<PaymentId, Payment>,
+    checkout_payment: HashMap<CheckoutId, PaymentId>,
+    payment_events: HashSet<(String, String)>,
 }
 
 impl State {

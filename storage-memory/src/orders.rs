@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use marketplace_core::order::{Order, OrderQuery, OrderTransition};
 use marketplace_core::{CheckoutId, OrderId, OrderStore, StorageError, StorageResult};
 
-use crate::MemoryStorage;
+use crate::{MemoryStorage, State};
 
 #[async_trait]
 impl OrderStore for MemoryStorage {
@@ -39,20 +39,31 @@ impl OrderStore for MemoryStorage {
 
     async fn transition_order(&self, t: &OrderTransition) -> StorageResult<Option<Order>> {
         let mut s = self.lock();
-        let order = s
-            .orders
-            .get_mut(&t.order_id)
-            .ok_or(StorageError::NotFound)?;
-        if order.status != t.from || (t.require_unreleased && order.earning_released_at.is_some()) {
+        if !s.transition_applies(t)? {
             return Ok(None);
         }
-        if let Some(entry) = &t.ledger {
-            s.check_entry(entry)?;
+        Ok(s.apply_transition(t))
+    }
+}
+
+impl State {
+    /// Whether `t` may be applied: the order still has its `from` status (and
+    /// an unreleased earning where asked), and its ledger entry is acceptable.
+    pub(crate) fn transition_applies(&self, t: &OrderTransition) -> StorageResult<bool> {
+        let order = self.orders.get(&t.order_id).ok_or(StorageError::NotFound)?;
+        if order.status != t.from || (t.require_unreleased && order.earning_released_at.is_some()) {
+            return Ok(false);
         }
-        let order = s
-            .orders
-            .get_mut(&t.order_id)
-            .ok_or(StorageError::NotFound)?;
+        if let Some(entry) = &t.ledger {
+            self.check_entry(entry)?;
+        }
+        Ok(true)
+    }
+
+    /// Applies a transition [`transition_applies`](Self::transition_applies)
+    /// accepted (under the same lock); returns the updated order.
+    pub(crate) fn apply_transition(&mut self, t: &OrderTransition) -> Option<Order> {
+        let order = self.orders.get_mut(&t.order_id)?;
         order.status = t.to;
         if t.return_until.is_some() {
             order.return_until = t.return_until;
@@ -61,15 +72,15 @@ impl OrderStore for MemoryStorage {
         order.updated_at = t.change.at;
         let updated = order.clone();
         for (product, units) in &t.restock {
-            if let Some(p) = s.products.get_mut(product) {
+            if let Some(p) = self.products.get_mut(product) {
                 p.stock += units;
                 p.version += 1;
             }
         }
         if let Some(entry) = &t.ledger {
-            s.append_entry(entry);
+            self.append_entry(entry);
         }
-        s.push_outbox(&t.outbox);
-        Ok(Some(updated))
+        self.push_outbox(&t.outbox);
+        Some(updated)
     }
 }

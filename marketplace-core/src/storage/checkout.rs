@@ -28,8 +28,9 @@ pub trait CheckoutStore: Send + Sync + 'static {
     ///    and the product is still active, not archived and not blocked; when any
     ///    falls short, returns `Short` listing **every** short item with the units
     ///    available (0 for an unsellable product) and changes nothing;
-    /// 4. otherwise stores the orders, the idempotency record, the outbox messages,
-    ///    empties the cart (bumping its version) and bumps each product's version.
+    /// 4. otherwise stores the orders, the payment (when the plan has one), the
+    ///    idempotency record, the outbox messages, empties the cart (bumping its
+    ///    version) and bumps each product's version.
     ///
     /// Concurrent commits never oversell: stock never goes below zero.
     async fn commit_checkout(&self, plan: &CheckoutPlan) -> StorageResult<CheckoutOutcome>;

@@ -30,6 +30,7 @@ mod commission;
 mod ledger;
 mod orders;
 mod outbox;
+mod payments;
 mod payouts;
 mod shopping;
 
@@ -41,6 +42,7 @@ pub use commission::CommissionStore;
 pub use ledger::LedgerStore;
 pub use orders::OrderStore;
 pub use outbox::OutboxStore;
+pub use payments::PaymentStore;
 pub use payouts::PayoutStore;
 pub use shopping::ShoppingStore;
 
@@ -98,6 +100,7 @@ pub trait Storage:
     + CommissionStore
     + LedgerStore
     + PayoutStore
+    + PaymentStore
 {
     /// Checks that the backend can serve requests (used by readiness probes).
     async fn ping(&self) -> StorageResult<()>;
