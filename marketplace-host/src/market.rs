@@ -40,6 +40,15 @@ impl Settings {
             chrono::Duration::from_std(self.return_window).map_err(|_| {
                 Error::setting("MARKETPLACE_RETURN_WINDOW", "the return window is too long")
             })?;
+        let span = |name: &'static str, d: std::time::Duration| {
+            chrono::Duration::from_std(d)
+                .map_err(|_| Error::setting(name, "the duration is too long"))
+        };
+        config.payments.hold = span("MARKETPLACE_PAYMENT_HOLD", self.payment_hold)?;
+        config.payments.capture_within = span("MARKETPLACE_CAPTURE_WITHIN", self.capture_within)?;
+        if self.capture_at_checkout {
+            config.payments.capture = marketplace_core::CapturePolicy::AtCheckout;
+        }
         if let Some(m) = self
             .minimum_payout
             .as_deref()
@@ -59,8 +68,16 @@ pub async fn build(settings: &Settings) -> Result<Host> {
         crate::store::open_storage(&settings.database_url, &settings.sql).await?;
     let config = settings.marketplace_config(secret_file.as_deref())?;
     let images = crate::media::image_store(&settings.media_dir)?;
+    let payments: Arc<dyn marketplace_core::PaymentProvider> = match &settings.payments {
+        crate::settings::Payments::Manual => Arc::new(marketplace_core::ManualPayments),
+        crate::settings::Payments::Stripe(c) => Arc::new(
+            marketplace_stripe::StripePayments::new(c.clone())
+                .map_err(|e| Error::setting("STRIPE_SECRET_KEY", e.to_string()))?,
+        ),
+    };
     let market = Marketplace::builder(storage, config)
         .images(images)
+        .payments(payments)
         .build()
         .await
         .map_err(Error::Marketplace)?;

@@ -78,10 +78,25 @@ pub struct Settings {
     /// `MARKETPLACE_PAYOUT_INTERVAL`: how often the worker pays out every seller
     /// due a payout (`24h`, `7days`); unset, only admins start payouts.
     pub payout_interval: Option<Duration>,
-    /// `MARKETPLACE_LEDGER_POLL_MS`: how often the worker releases the earnings
-    /// whose return window closed (default 10 000 ms); `0` leaves that, and
-    /// scheduled payouts, to other processes.
+    /// `MARKETPLACE_LEDGER_POLL_MS`: how often the money worker settles the
+    /// payments that are due (expiries, captures, refunds) and releases the
+    /// earnings whose return window closed (default 10 000 ms); `0` leaves
+    /// that, and scheduled payouts, to other processes.
     pub ledger_poll: Duration,
+    /// `MARKETPLACE_PAYMENTS`: how buyers pay: `manual` (pay on delivery or by
+    /// bank transfer, an admin marks checkouts paid; the default) or `stripe`
+    /// (the default when `STRIPE_SECRET_KEY` is set).
+    pub payments: Payments,
+    /// `MARKETPLACE_PAYMENT_HOLD`: how long an unpaid checkout holds its stock
+    /// before it expires (default `30min`; Stripe only).
+    pub payment_hold: Duration,
+    /// `MARKETPLACE_CAPTURE`: `when_accepted` (the default: capture once every
+    /// seller accepted or cancelled) or `at_checkout` (charge at once).
+    pub capture_at_checkout: bool,
+    /// `MARKETPLACE_CAPTURE_WITHIN`: the latest a payment is captured after the
+    /// buyer paid (default `6days`, inside the 7 days a card authorization
+    /// lasts).
+    pub capture_within: Duration,
     /// `MARKETPLACE_ADMIN_EMAIL` and `MARKETPLACE_ADMIN_PASSWORD`: an admin created
     /// at start when no account has that email (the configuration route to the
     /// first admin; the command line is the other).
@@ -117,6 +132,10 @@ impl std::fmt::Debug for Settings {
             .field("minimum_payout", &self.minimum_payout)
             .field("payout_interval", &self.payout_interval)
             .field("ledger_poll", &self.ledger_poll)
+            .field("payments", &self.payments)
+            .field("payment_hold", &self.payment_hold)
+            .field("capture_at_checkout", &self.capture_at_checkout)
+            .field("capture_within", &self.capture_within)
             .field(
                 "bootstrap_admin",
                 &self
@@ -152,6 +171,10 @@ impl Default for Settings {
             minimum_payout: None,
             payout_interval: None,
             ledger_poll: Duration::from_secs(10),
+            payments: Payments::Manual,
+            payment_hold: Duration::from_secs(30 * 60),
+            capture_at_checkout: false,
+            capture_within: Duration::from_secs(6 * 24 * 3600),
             bootstrap_admin: None,
             hash_cost: HashCost::RECOMMENDED,
         }
@@ -260,6 +283,25 @@ impl Settings {
                 ));
             }
             s.minimum_payout = Some(v.trim().to_owned());
+        }
+        s.payments = payments(&get)?;
+        if let Some(d) = span("MARKETPLACE_PAYMENT_HOLD")? {
+            s.payment_hold = d;
+        }
+        if let Some(d) = span("MARKETPLACE_CAPTURE_WITHIN")? {
+            s.capture_within = d;
+        }
+        if let Some(v) = get("MARKETPLACE_CAPTURE") {
+            s.capture_at_checkout = match v.trim() {
+                "at_checkout" => true,
+                "when_accepted" => false,
+                _ => {
+                    return Err(Error::setting(
+                        "MARKETPLACE_CAPTURE",
+                        format!("MARKETPLACE_CAPTURE={v} is neither when_accepted nor at_checkout"),
+                    ));
+                }
+            };
         }
         s.bootstrap_admin = match (
             get("MARKETPLACE_ADMIN_EMAIL"),
@@ -477,5 +519,59 @@ pub(crate) mod tests {
         assert!(list.allows("https://a.example") && list.allows("https://b.example"));
         assert!(!list.allows("https://c.example") && !Cors::Off.allows("https://a.example"));
         assert!(Cors::Any.allows("https://anything.example"));
+    }
+}
+
+/// How buyers pay.
+#[derive(Clone, Default)]
+pub enum Payments {
+    /// On delivery or by bank transfer; an admin marks checkouts paid.
+    #[default]
+    Manual,
+    /// Through Stripe: `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`, and
+    /// `STRIPE_API_BASE` for a Stripe-compatible server (tests).
+    Stripe(marketplace_stripe::StripeConfig),
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payments::Manual => f.write_str("Manual"),
+            Payments::Stripe(c) => write!(f, "Stripe({})", c.api_base),
+        }
+    }
+}
+
+/// Reads the payment provider settings.
+fn payments(get: &impl Fn(&str) -> Option<String>) -> Result<Payments> {
+    let key = get("STRIPE_SECRET_KEY");
+    let chosen = get("MARKETPLACE_PAYMENTS")
+        .unwrap_or_else(|| if key.is_some() { "stripe" } else { "manual" }.to_owned());
+    match chosen.trim() {
+        "manual" => Ok(Payments::Manual),
+        "stripe" => {
+            let key = key.ok_or_else(|| {
+                Error::setting(
+                    "STRIPE_SECRET_KEY",
+                    "MARKETPLACE_PAYMENTS=stripe needs STRIPE_SECRET_KEY (sk_test_... or sk_live_...)",
+                )
+            })?;
+            let webhook = get("STRIPE_WEBHOOK_SECRET").ok_or_else(|| {
+                Error::setting(
+                    "STRIPE_WEBHOOK_SECRET",
+                    "Stripe payments need STRIPE_WEBHOOK_SECRET (whsec_...), the signing secret of the webhook endpoint /api/v1/payments/webhooks/stripe",
+                )
+            })?;
+            let mut config =
+                marketplace_stripe::StripeConfig::new(key).with_webhook_secret(webhook);
+            if let Some(base) = get("STRIPE_API_BASE") {
+                config = config.with_api_base(base.trim_end_matches('/'));
+            }
+            Ok(Payments::Stripe(config))
+        }
+        other => Err(Error::setting(
+            "MARKETPLACE_PAYMENTS",
+            format!("MARKETPLACE_PAYMENTS={other} is neither manual nor stripe"),
+        )),
     }
 }

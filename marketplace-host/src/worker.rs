@@ -171,6 +171,16 @@ async fn ledger_round(
     payout_interval: Option<Duration>,
 ) {
     const BATCH: u32 = 200;
+    match market.run_payments(BATCH).await {
+        Ok(run) if run.changed > 0 => {
+            tracing::info!(
+                settled = run.changed,
+                "payments expired, captured, voided or refunded"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "settling payments failed; retrying next round"),
+    }
     loop {
         match market.release_earnings(BATCH).await {
             Ok(n) if n == BATCH as usize => continue,

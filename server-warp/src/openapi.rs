@@ -10,7 +10,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, admin, catalog, commission, ledger, ops, orders, payouts, shopping};
+use crate::routes::{
+    accounts, admin, catalog, commission, ledger, ops, orders, payments, payouts, shopping,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +37,8 @@ use crate::routes::{accounts, admin, catalog, commission, ledger, ops, orders, p
         ledger::commission_report,
         payouts::seller_payouts, payouts::seller_payout, payouts::payouts, payouts::payout,
         payouts::run_payouts, payouts::mark_paid, payouts::mark_failed,
+        payments::checkout_payment, payments::webhook, payments::payments, payments::payment,
+        payments::mark_paid,
         ops::healthz, ops::readyz, ops::openapi, ops::media,
     ),
     components(schemas(crate::problem::Problem)),
@@ -255,6 +259,10 @@ mod tests {
             ("post", "/api/v1/admin/payouts/{id}/paid"),
             ("post", "/api/v1/admin/payouts/{id}/failed"),
             ("get", "/api/v1/admin/reports/commission"),
+            ("get", "/api/v1/checkouts/{id}/payment"),
+            ("get", "/api/v1/admin/payments"),
+            ("get", "/api/v1/admin/payments/{id}"),
+            ("post", "/api/v1/admin/payments/{id}/paid"),
         ];
         for (method, path) in money {
             let op = &doc["paths"][path][method];

@@ -63,6 +63,10 @@ enum Param {
     /// A category with a commission rule.
     RuleCategory,
     Payout,
+    Checkout,
+    Payment,
+    /// A payment provider's name.
+    Provider,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +102,7 @@ const B: &[Role] = &[Role::Buyer];
 const S: &[Role] = &[Role::Seller];
 const A: &[Role] = &[Role::Admin];
 const SA: &[Role] = &[Role::Seller, Role::Admin];
+const BA: &[Role] = &[Role::Buyer, Role::Admin];
 const ANY: &[Role] = &[Role::Buyer, Role::Seller, Role::Admin];
 
 const fn r(
@@ -736,6 +741,52 @@ fn routes() -> Vec<Route> {
             NoBody,
             200,
         ),
+        r(
+            "get",
+            "/api/v1/checkouts/{id}/payment",
+            Some(BA),
+            Checkout,
+            OB,
+            NoBody,
+            200,
+        ),
+        // The manual provider takes no webhooks: no signature can be right.
+        r(
+            "post",
+            "/api/v1/payments/webhooks/{provider}",
+            p,
+            Provider,
+            Nobody,
+            Json(|_, _| json!({"id": "evt_1"})),
+            422,
+        ),
+        r(
+            "get",
+            "/api/v1/admin/payments",
+            Some(A),
+            None,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "get",
+            "/api/v1/admin/payments/{id}",
+            Some(A),
+            Payment,
+            Nobody,
+            NoBody,
+            200,
+        ),
+        r(
+            "post",
+            "/api/v1/admin/payments/{id}/paid",
+            Some(A),
+            Payment,
+            Nobody,
+            NoBody,
+            200,
+        ),
         r("get", "/healthz", p, None, Nobody, NoBody, 200),
         r("get", "/readyz", p, None, Nobody, NoBody, 200),
         r("get", "/api/v1/openapi.json", p, None, Nobody, NoBody, 200),
@@ -776,6 +827,10 @@ struct Fixture<'a> {
     rc2: String,
     pay1: String,
     pay2: String,
+    ck1: String,
+    ck2: String,
+    pm1: String,
+    pm2: String,
     refresh: String,
     verify_token: String,
 }
@@ -837,6 +892,8 @@ impl<'a> Fixture<'a> {
         }
         let mut orders = Vec::new();
         let mut payouts = Vec::new();
+        let mut checkouts = Vec::new();
+        let mut payments = Vec::new();
         for (buyer, product, seller) in [(&b1, &p1, &s1), (&b2, &p2, &s2)] {
             // A sale delivered, released (the return window is zero) and paid
             // out, for the payout routes.
@@ -881,6 +938,8 @@ impl<'a> Fixture<'a> {
             let r = s.checkout(buyer, "fixture", json!({})).await;
             assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
             orders.push(r.body["orders"][0]["id"].as_str().unwrap().to_owned());
+            checkouts.push(r.body["checkout_id"].as_str().unwrap().to_owned());
+            payments.push(r.body["payment"]["id"].as_str().unwrap().to_owned());
             s.post(
                 "/api/v1/cart/items",
                 Some(&buyer.token),
@@ -961,6 +1020,10 @@ impl<'a> Fixture<'a> {
             rc2,
             pay1: payouts[0].clone(),
             pay2: payouts[1].clone(),
+            ck1: checkouts[0].clone(),
+            ck2: checkouts[1].clone(),
+            pm1: payments[0].clone(),
+            pm2: payments[1].clone(),
         }
     }
 
@@ -995,6 +1058,9 @@ impl<'a> Fixture<'a> {
             Param::Media => pick(&self.img1, &self.img2),
             Param::RuleCategory => pick(&self.rc1, &self.rc2),
             Param::Payout => pick(&self.pay1, &self.pay2),
+            Param::Checkout => pick(&self.ck1, &self.ck2),
+            Param::Payment => pick(&self.pm1, &self.pm2),
+            Param::Provider => "manual".to_owned(),
         }
     }
 }
@@ -1084,7 +1150,7 @@ async fn every_route_for_every_caller() {
                 // another's outcome.
                 let f = Fixture::new(&s).await;
                 let param = f.param(route.param, v);
-                let url_path = ["{id}", "{product_id}", "{key}"]
+                let url_path = ["{id}", "{product_id}", "{key}", "{provider}"]
                     .iter()
                     .fold(route.path.to_owned(), |p, k| p.replace(k, &param));
                 let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();

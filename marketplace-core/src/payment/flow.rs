@@ -189,6 +189,9 @@ impl<S: Storage> Marketplace<S> {
 
     /// The payment of one of the buyer's checkouts (any, for an admin).
     pub async fn checkout_payment(&self, who: &Principal, checkout: CheckoutId) -> Result<Payment> {
+        if who.role == Role::Seller {
+            return Err(Error::Forbidden("only the buyer and admins see a payment"));
+        }
         let p = self
             .storage()
             .checkout_payments(&[checkout])

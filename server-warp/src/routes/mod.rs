@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod ops;
 pub mod orders;
 pub mod pages;
+pub mod payments;
 pub mod payouts;
 pub mod shopping;
 
@@ -41,6 +42,7 @@ pub fn api(app: App) -> BoxedFilter<(Response,)> {
         commission::routes(app.clone()),
         ledger::routes(app.clone()),
         payouts::routes(app.clone()),
+        payments::routes(app.clone()),
     );
     warp::path("api").and(warp::path("v1")).and(v1).boxed()
 }
