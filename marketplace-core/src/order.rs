@@ -480,11 +480,11 @@ impl<S: Storage> Marketplace<S> {
                 None => self.retry(|| self.storage().transition_order(&t)).await?,
             };
             if let Some(order) = moved {
-                return Ok(self
+                return self
                     .with_payment_status(vec![order])
                     .await?
                     .pop()
-                    .ok_or(Error::NotFound("order"))?);
+                    .ok_or(Error::NotFound("order"));
             }
         }
     }

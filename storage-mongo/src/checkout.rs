@@ -7,7 +7,9 @@
 //! (each a conditional `$inc` on a sellable product with enough units), then
 //! judges the idempotency key, the cart version and the short items in the
 //! contract's order, and only when all pass writes the orders (documents of
-//! [`orders`](crate::orders)), the idempotency record and the outbox messages.
+//! [`orders`](crate::orders)), the payment (a document of
+//! [`payments`](crate::payments)) when the plan has one, the idempotency
+//! record and the outbox messages.
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -23,6 +25,7 @@ use crate::MongoStorage;
 use crate::catalog;
 use crate::error::{duplicate_key, storage_error};
 use crate::orders::order_doc;
+use crate::payments::payment_doc;
 use crate::schema::CHECKOUTS;
 use crate::transaction::{Body, Fail, Step};
 use crate::values::{Reader, count, date, uuid};
@@ -150,10 +153,17 @@ impl MongoStorage {
         if !short.is_empty() {
             return Ok(Step::Abort(CheckoutOutcome::Short(short)));
         }
-        // 4. Orders, idempotency record, mails; the cart is already empty.
+        // 4. Orders, payment, idempotency record, mails; the cart is already
+        // empty.
         if !plan.orders.is_empty() {
             self.orders
                 .insert_many(plan.orders.iter().map(order_doc))
+                .session(&mut *s)
+                .await?;
+        }
+        if let Some(payment) = &plan.payment {
+            self.payments
+                .insert_one(payment_doc(payment))
                 .session(&mut *s)
                 .await?;
         }

@@ -41,7 +41,8 @@
 //! products), [`shopping`] (cart, wishlist), [`checkout`] (the checkout commit
 //! and its idempotency records), [`orders`], [`outbox`], and the money:
 //! [`commission`] (rules), [`ledger`] (entries and the balances beside them)
-//! and [`payouts`]. This file keeps
+//! and [`payouts`]; [`payments`] (checkouts' payments, changed with the
+//! orders they touch, and the provider events already handled). This file keeps
 //! [`MongoStorage`] itself (connecting, the collection handles) and
 //! `impl Storage` (`ping`).
 //!
@@ -70,6 +71,7 @@ pub mod ledger;
 mod options;
 pub mod orders;
 pub mod outbox;
+pub mod payments;
 pub mod payouts;
 pub mod schema;
 pub mod shopping;
@@ -106,6 +108,8 @@ pub struct MongoStorage {
     ledger: Collection<Document>,
     balances: Collection<Document>,
     payouts: Collection<Document>,
+    payments: Collection<Document>,
+    payment_events: Collection<Document>,
     /// Turns for transactions (see [`MongoOptions::max_concurrent_transactions`]).
     turns: std::sync::Arc<tokio::sync::Semaphore>,
 }
@@ -188,6 +192,8 @@ impl MongoStorage {
             ledger: c(schema::LEDGER),
             balances: c(schema::BALANCES),
             payouts: c(schema::PAYOUTS),
+            payments: c(schema::PAYMENTS),
+            payment_events: c(schema::PAYMENT_EVENTS),
             turns: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 options.max_concurrent_transactions.max(1),
             )),
@@ -203,7 +209,8 @@ impl MongoStorage {
         &self.db
     }
 
-    /// Every document `filter` selects, in `sort` order, at most `limit`.
+    /// Every document `filter` selects, in `sort` order, at most `limit` (a
+    /// limit of 0 selects nothing: to the server it would mean "no limit").
     async fn find_all(
         coll: &Collection<Document>,
         filter: Document,
@@ -215,6 +222,9 @@ impl MongoStorage {
             find = find.sort(sort);
         }
         if let Some(limit) = limit {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
             find = find.limit(i64::from(limit));
         }
         find.await

@@ -4,7 +4,9 @@
 //! items: [{product_id, title, unit_price, effective_price, quantity,
 //! line_total}], address: {...}, total, history: [{from, to, at, by}],
 //! commission: {...} | null (see [`crate::commission`]), return_until,
-//! earning_released_at, created_at, updated_at}`. The item and address
+//! earning_released_at, created_at, updated_at}`; an order's `payment_status`
+//! is not stored (core derives it from the checkout's
+//! [payment](crate::payments) when it reads the order). The item and address
 //! snapshots live inside the order, so later edits of products and addresses
 //! never reach it, and an order is read in one document. The
 //! [checkout](crate::checkout) inserts them.
@@ -101,6 +103,8 @@ pub(crate) fn order_from(d: &Document) -> StorageResult<Order> {
             .transpose()?,
         return_until: r.opt_date("return_until")?,
         earning_released_at: r.opt_date("earning_released_at")?,
+        // Not stored: core fills it in from the checkout's payment on read.
+        payment_status: None,
         history: r
             .docs("history")?
             .into_iter()

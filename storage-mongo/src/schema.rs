@@ -37,6 +37,10 @@ pub(crate) const LEDGER: &str = "ledger_entries";
 pub(crate) const BALANCES: &str = "seller_balances";
 /// Payouts to sellers.
 pub(crate) const PAYOUTS: &str = "payouts";
+/// Checkouts' payments, one per checkout.
+pub(crate) const PAYMENTS: &str = "payments";
+/// The payment providers' events already handled, keyed `<provider>:<event_id>`.
+pub(crate) const PAYMENT_EVENTS: &str = "payment_events";
 
 /// What each unique index guards, as `AlreadyExists` names it.
 const UNIQUE: &[(&str, &str)] = &[
@@ -47,6 +51,8 @@ const UNIQUE: &[(&str, &str)] = &[
     ("products_seller_sku", "sku"),
     ("ledger_once_per_order", "ledger entry"),
     ("payouts_key", "idempotency key"),
+    ("payments_checkout", "checkout payment"),
+    ("payments_reference", "payment reference"),
 ];
 
 /// The products the SKU rule covers: those with a SKU (a string, not `null`)
@@ -300,6 +306,42 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 ),
             ],
         ),
+        (
+            PAYMENTS,
+            vec![
+                index("payments_checkout", doc! { "checkout_id": 1 }, true),
+                // A provider's reference names one payment; payments not yet
+                // created at their provider have none (`null`).
+                IndexModel::builder()
+                    .keys(doc! { "provider": 1, "reference": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("payments_reference".to_owned())
+                            .unique(true)
+                            .partial_filter_expression(doc! { "reference": { "$type": "string" } })
+                            .build(),
+                    )
+                    .build(),
+                // payments_due: earliest due first.
+                index("payments_due", doc! { "due_at": 1, "_id": 1 }, false),
+                index(
+                    "payments_status_newest",
+                    doc! { "status": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "payments_buyer_newest",
+                    doc! { "buyer_id": 1, "created_at": -1, "_id": -1 },
+                    false,
+                ),
+                index(
+                    "payments_newest",
+                    doc! { "created_at": -1, "_id": -1 },
+                    false,
+                ),
+            ],
+        ),
+        (PAYMENT_EVENTS, vec![]),
     ]
 }
 

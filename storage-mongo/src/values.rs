@@ -159,6 +159,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An array of UUIDs (missing reads as empty).
+    pub(crate) fn uuids(&self, key: &str) -> StorageResult<Vec<Uuid>> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Bson::Array(items)) => items
+                .iter()
+                .map(|b| match b {
+                    Bson::Binary(b) if b.subtype == BinarySubtype::Uuid => {
+                        Uuid::from_slice(&b.bytes).map_err(|_| self.bad(key, "16-byte UUIDs"))
+                    }
+                    _ => Err(self.bad(key, "an array of UUIDs")),
+                })
+                .collect(),
+            Some(_) => Err(self.bad(key, "an array")),
+        }
+    }
+
     /// A required embedded document.
     pub(crate) fn doc(&self, key: &str) -> StorageResult<Reader<'a>> {
         self.opt_doc(key)?

@@ -9,6 +9,11 @@
 //! so, or fails under CI (`CI` set).
 #![allow(dead_code)]
 
+use std::future::IntoFuture;
+
+use storage_mongo::{MongoOptions, MongoStorage};
+use tokio::sync::OnceCell;
+
 /// Prefix of every database the tests create; a run drops the leftovers of
 /// earlier runs that match it before it starts.
 pub const TEST_DB_PREFIX: &str = "mkt_conformance_";
@@ -32,6 +37,62 @@ pub fn replica_set_url() -> Option<String> {
          machine with Docker. `.ci/run` starts a server and sets it.",
     );
     None
+}
+
+/// Drops the test databases of earlier runs, once per test process.
+async fn clean_earlier_runs(url: &str) {
+    static CLEANED: OnceCell<()> = OnceCell::const_new();
+    CLEANED
+        .get_or_init(|| async {
+            let client = mongodb::Client::with_uri_str(url)
+                .await
+                .unwrap_or_else(|e| panic!("TEST_MONGODB_URL: {e}"));
+            let names = client
+                .list_database_names()
+                .await
+                .unwrap_or_else(|e| panic!("listing databases: {e}"));
+            for name in names.iter().filter(|n| n.starts_with(TEST_DB_PREFIX)) {
+                client
+                    .database(name)
+                    .drop()
+                    .await
+                    .unwrap_or_else(|e| panic!("dropping {name}: {e}"));
+            }
+        })
+        .await;
+}
+
+/// Drops a scenario's database once the scenario passed. When it failed (the
+/// guard is dropped while panicking), the database stays for inspection; the
+/// next run drops it.
+pub struct DropDatabase(mongodb::Database);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        // `drop` cannot await: block this thread on the drop, which
+        // `block_in_place` allows on the suite's multi-threaded runtime.
+        let db = &self.0;
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(db.drop().into_future())
+        })
+        .unwrap_or_else(|e| panic!("dropping {}: {e}", db.name()));
+    }
+}
+
+/// A store on a fresh database of the replica set, with the guard that drops
+/// it; `None` (after saying why) when there is no server to test against.
+pub async fn fresh() -> Option<(MongoStorage, DropDatabase)> {
+    let url = replica_set_url()?;
+    clean_earlier_runs(&url).await;
+    let name = format!("{}{}", TEST_DB_PREFIX, uuid::Uuid::new_v4().simple());
+    let storage = MongoStorage::connect(&url, MongoOptions::default().with_database(name))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to TEST_MONGODB_URL: {e}"));
+    let guard = DropDatabase(storage.database().clone());
+    Some((storage, guard))
 }
 
 /// The URL of a standalone (non-replica-set) server, or `None` (after saying
