@@ -788,7 +788,7 @@ pub async fn payment_invariants_hold_under_contention<S: Storage>(storage: S) {
     }
     let hooks = sim.take_webhooks();
     let mut tasks = Vec::new();
-    for h in hooks.iter().chain(hooks.iter()).cloned() {
+    for h in [hooks.clone(), hooks].concat() {
         let w = Arc::clone(&w);
         tasks.push(tokio::spawn(async move {
             w.market.payment_webhook("simulated", &h).await.unwrap()
@@ -803,11 +803,7 @@ pub async fn payment_invariants_hold_under_contention<S: Storage>(storage: S) {
     for (b, (_, c)) in checkouts.iter().enumerate() {
         for (n, o) in c.orders.iter().enumerate() {
             let w = Arc::clone(&w);
-            let seller = sellers
-                .iter()
-                .find(|s| s.user_id == o.seller_id)
-                .unwrap()
-                .clone();
+            let seller = *sellers.iter().find(|s| s.user_id == o.seller_id).unwrap();
             let id = o.id;
             let plan = (b + n) % 3;
             tasks.push(tokio::spawn(async move {
