@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use marketplace_core::{CategoryId, MessageId, OrderStatus, OutboxStatus, ProductId, SellerStatus};
 
 pub use self::money::{
-    By, CommissionCommand, PayoutsCommand, PeriodArgs, ReportCommand, ScopeArgs,
+    By, CommissionCommand, PaymentsCommand, PayoutsCommand, PeriodArgs, ReportCommand, ScopeArgs,
 };
 
 /// The marketplace operator's command line. It opens the store `DATABASE_URL`
@@ -81,6 +81,13 @@ pub enum Command {
         /// What to do with the outbox.
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+    /// Buyers' payments, one per checkout: list them, show one with its
+    /// refunds, record a manual one paid, settle those that are due.
+    Payments {
+        /// What to do with payments.
+        #[command(subcommand)]
+        command: PaymentsCommand,
     },
     /// Commission rules: the marketplace's fee on each order, by default, by
     /// category or by seller.

@@ -21,9 +21,10 @@
 //! any account's activation), [`catalog`] (an admin's block on a product,
 //! categories), [`outbox`], [`orders`] (the CSV export), [`import`] (the CSV
 //! import of a seller's products), [`migrate`], and the money:
-//! [`commission`] (the rules), [`ledger`] (balances, the commission report,
-//! a seller's statement) and [`payouts`]; [`cli`] is the command line and
-//! [`output`] how answers are printed.
+//! [`payments`] (the buyers' payments and their refunds), [`commission`]
+//! (the rules), [`ledger`] (balances, the commission report, a seller's
+//! statement) and [`payouts`]; [`cli`] is the command line and [`output`]
+//! how answers are printed.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -37,6 +38,7 @@ mod migrate;
 mod orders;
 mod outbox;
 mod output;
+mod payments;
 mod payouts;
 
 use std::process::ExitCode;
@@ -79,6 +81,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Outbox { command } => outbox::outbox(market, out, command).await,
         Command::Import { command } => import::import(market, out, command).await,
         Command::Export { command } => orders::export(market, out, command).await,
+        Command::Payments { command } => payments::payments(market, out, command).await,
         Command::Commission { command } => commission::commission(market, out, command).await,
         Command::Balances => ledger::balances(market, out).await,
         Command::Payouts { command } => payouts::payouts(market, out, command).await,

@@ -57,6 +57,11 @@ pub fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `1 payout`, `2 payouts`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `yes` or `no`.
 pub fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }

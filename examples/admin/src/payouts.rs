@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::accounts::{all_sellers, seller_account};
 use crate::cli::PayoutsCommand;
-use crate::output::{Output, rendered, table, time};
+use crate::output::{Output, count, rendered, table, time};
 
 /// A payout with its seller named.
 #[derive(Serialize)]
@@ -182,11 +182,6 @@ pub async fn payouts(market: &Market, out: Output, command: PayoutsCommand) -> R
             settled(market, out, failed).await
         }
     }
-}
-
-/// `1 payout`, `2 payouts`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Makes available every earning whose return window has closed, as the

@@ -157,7 +157,9 @@ impl<S: Storage> Marketplace<S> {
                 new.reference = Some(created.reference);
                 new.client_secret = created.client_secret;
                 new.instructions = created.instructions;
-                new.due_at = p.expires_at;
+                new.due_at = p
+                    .expires_at
+                    .map(|e| (now + self.inner.config.payments.reconcile_every).min(e));
                 paid = Some(created.state);
             }
             Err(PaymentError::Declined(why)) => {
@@ -198,11 +200,18 @@ impl<S: Storage> Marketplace<S> {
             .await?
             .pop()
             .ok_or(Error::NotFound("payment"))?;
-        match who.role {
-            Role::Admin => Ok(p),
-            Role::Buyer if p.buyer_id == who.user_id => Ok(p),
-            _ => Err(Error::NotFound("payment")),
+        if who.role == Role::Buyer && p.buyer_id != who.user_id {
+            return Err(Error::NotFound("payment"));
         }
+        // A client that just paid asks again: check with the provider rather
+        // than wait for its webhook.
+        if p.status == PaymentStatus::AwaitingPayment
+            && p.reference.is_some()
+            && p.expires_at.is_some()
+        {
+            return self.settle_payment(p.id).await;
+        }
+        Ok(p)
     }
 
     /// Every payment, newest first, optionally of one status; for an admin.
@@ -501,7 +510,28 @@ impl<S: Storage> Marketplace<S> {
                         Step::Done
                     });
                 }
-                self.set_due(p, p.expires_at).await
+                let Some(expires) = p.expires_at else {
+                    // Paid on delivery: nothing is held, and only an admin says
+                    // it was paid.
+                    return self.set_due(p, None).await;
+                };
+                // Webhooks can be lost or late: ask the provider, then again
+                // every `reconcile_every` until the checkout expires.
+                let reference = p.reference.clone().unwrap_or_default();
+                match provider.state(&reference).await {
+                    Ok(state @ (ProviderState::Authorized(_) | ProviderState::Captured(_))) => {
+                        self.on_paid(p, state).await?;
+                        Ok(Step::Again)
+                    }
+                    Ok(ProviderState::Voided) => {
+                        self.expire(p, &orders, now, "cancelled at the provider")
+                            .await
+                    }
+                    Ok(ProviderState::AwaitingPayment) | Err(_) => {
+                        let next = (now + self.inner.config.payments.reconcile_every).min(expires);
+                        self.set_due(p, Some(next)).await
+                    }
+                }
             }
             PaymentStatus::Authorized => {
                 if live.is_empty() {

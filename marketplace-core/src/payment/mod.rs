@@ -79,6 +79,9 @@ pub struct PaymentPolicy {
     /// How long to wait before repeating a provider call whose outcome was
     /// unknown (default 30 seconds).
     pub retry_after: Duration,
+    /// How often an unpaid checkout's payment is checked with the provider, in
+    /// case its webhook was lost (default 1 minute).
+    pub reconcile_every: Duration,
 }
 
 impl Default for PaymentPolicy {
@@ -88,6 +91,7 @@ impl Default for PaymentPolicy {
             capture: CapturePolicy::WhenAccepted,
             capture_within: Duration::days(6),
             retry_after: Duration::seconds(30),
+            reconcile_every: Duration::minutes(1),
         }
     }
 }

@@ -1,10 +1,103 @@
-//! The money commands' arguments and help: commission rules, balances,
-//! payouts and the reports.
+//! The money commands' arguments and help: buyers' payments, commission
+//! rules, balances, payouts and the reports.
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use marketplace_core::ledger::{Granularity, instant};
-use marketplace_core::{PayoutId, PayoutStatus};
+use marketplace_core::{PaymentId, PaymentStatus, PayoutId, PayoutStatus};
+
+/// `payments ...`
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// List payments, newest first: one per checkout.
+    #[command(after_help = "\
+A listing stops after --limit payments; when more follow, it ends with the
+cursor to pass as --cursor for the next ones (`next_cursor` in the JSON,
+null on the last page).")]
+    List {
+        /// Only payments in this state.
+        #[arg(long, value_enum)]
+        status: Option<PaymentStatusArg>,
+        /// At most this many payments.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Start after the payments an earlier listing showed (the cursor it
+        /// printed last).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One payment, with its refunds.
+    Show {
+        /// The payment's id.
+        id: PaymentId,
+    },
+    /// Record that the buyer paid a manual payment (on delivery, by bank
+    /// transfer): it is captured for the checkout's orders still live.
+    #[command(after_help = "\
+Only a payment of the manual provider that is still awaiting payment (or
+authorized) can be marked paid; one already captured, refunded, failed or
+voided is refused, as is a checkout whose every order was cancelled. Orders
+cancelled or returned afterwards are refunded.")]
+    MarkPaid {
+        /// The payment's id.
+        id: PaymentId,
+    },
+    /// Settle the payments that are due, as one round of the server's worker
+    /// does: expiries, captures, voids and refunds.
+    #[command(after_help = "\
+Unpaid checkouts whose hold ran out expire (their orders are cancelled and
+their stock returned), a payment is captured once every order of its
+checkout is accepted or cancelled (or at its capture deadline), and the
+refunds of orders cancelled or returned after the capture are made. Provider
+calls that had no answer are repeated with the same idempotency keys, so
+nothing is charged or refunded twice, and running it while the server's
+worker runs is safe. Useful from cron when the server's worker is off
+(MARKETPLACE_LEDGER_POLL_MS=0); a payment whose step fails is logged on
+standard error and stays due.")]
+    Settle {
+        /// At most this many payments (the server's worker takes 200 a round).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+}
+
+/// A payment state as the command line names it (as stored and sent).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PaymentStatusArg {
+    /// Created; the buyer has not paid.
+    #[value(name = "awaiting_payment", alias = "awaiting-payment")]
+    AwaitingPayment,
+    /// Paid; the money is held at the provider.
+    Authorized,
+    /// The capture is under way.
+    Capturing,
+    /// The money was taken.
+    Captured,
+    /// Some of it went back.
+    #[value(name = "partially_refunded", alias = "partially-refunded")]
+    PartiallyRefunded,
+    /// All of it went back.
+    Refunded,
+    /// The provider refused; the orders were cancelled.
+    Failed,
+    /// Nothing was taken: the checkout expired, or every order was cancelled.
+    Voided,
+}
+
+impl From<PaymentStatusArg> for PaymentStatus {
+    fn from(s: PaymentStatusArg) -> Self {
+        match s {
+            PaymentStatusArg::AwaitingPayment => PaymentStatus::AwaitingPayment,
+            PaymentStatusArg::Authorized => PaymentStatus::Authorized,
+            PaymentStatusArg::Capturing => PaymentStatus::Capturing,
+            PaymentStatusArg::Captured => PaymentStatus::Captured,
+            PaymentStatusArg::PartiallyRefunded => PaymentStatus::PartiallyRefunded,
+            PaymentStatusArg::Refunded => PaymentStatus::Refunded,
+            PaymentStatusArg::Failed => PaymentStatus::Failed,
+            PaymentStatusArg::Voided => PaymentStatus::Voided,
+        }
+    }
+}
 
 /// `commission ...`
 #[derive(Debug, Subcommand)]
@@ -263,6 +356,21 @@ mod tests {
         ] {
             assert!(parse_rate(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn payment_states_are_named_as_stored() {
+        for arg in PaymentStatusArg::value_variants() {
+            let name = arg
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            assert_eq!(name, PaymentStatus::from(*arg).as_str());
+        }
+        assert_eq!(
+            PaymentStatusArg::value_variants().len(),
+            PaymentStatus::ALL.len()
+        );
     }
 
     #[test]
