@@ -10,7 +10,7 @@ use crate::dialect::Dialect;
 /// index's or column's (SQLite message) name.
 fn unique_subject(db: &dyn DatabaseError) -> &'static str {
     let name = db.constraint().unwrap_or_else(|| db.message());
-    const SUBJECTS: [(&str, &str); 11] = [
+    const SUBJECTS: [(&str, &str); 15] = [
         ("users_email_key", "email"),
         // PostgreSQL names the index; SQLite its columns.
         ("products_seller_sku_key", "sku"),
@@ -26,6 +26,10 @@ fn unique_subject(db: &dyn DatabaseError) -> &'static str {
         ),
         ("payouts_idempotency_key_key", "payout"),
         ("payouts.idempotency_key", "payout"),
+        ("payments_checkout_key", "payment"),
+        ("payments.checkout_id", "payment"),
+        ("payments_provider_reference_key", "payment reference"),
+        ("payments.provider, payments.reference", "payment reference"),
     ];
     SUBJECTS
         .iter()

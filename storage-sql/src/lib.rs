@@ -22,6 +22,7 @@
 //! | commission rules | `CommissionStore` | `postgres/commission.rs` | `sqlite/commission.rs` | `codec/commission.rs` |
 //! | seller ledger, balances, earning releases | `LedgerStore` | `postgres/ledger.rs` | `sqlite/ledger.rs` | `codec/ledger.rs` |
 //! | payouts | `PayoutStore` | `postgres/payouts.rs` | `sqlite/payouts.rs` | `codec/payouts.rs` |
+//! | checkouts' payments, provider events handled | `PaymentStore` | `postgres/payments.rs` | `sqlite/payments.rs` | `codec/payments.rs` |
 //!
 //! - `postgres/mod.rs`, `sqlite/mod.rs`: connecting, the pools, migrations,
 //!   transactions and `ping`. PostgreSQL's atomic steps are transactions at the
@@ -30,7 +31,12 @@
 //!   row locks and re-checked conditions, never by retries of a stricter
 //!   isolation; the checkout takes every item's stock in one statement and the
 //!   outbox claim uses `FOR UPDATE SKIP LOCKED`. A payout locks the seller's
-//!   balance row (`FOR UPDATE`) before it reads what it takes. SQLite's write transactions
+//!   balance row (`FOR UPDATE`) before it reads what it takes. A payment change
+//!   is a conditional write on the payment's `version` whose row lock serialises
+//!   concurrent changes of one payment; its order transitions run after it, in
+//!   the same transaction, through the same function as `transition_order`
+//!   (the products several of them restock locked first, in id order, as the
+//!   checkout locks them). SQLite's write transactions
 //!   start with `BEGIN IMMEDIATE` (taking the write lock up front, so two writers
 //!   never deadlock upgrading a read lock), with one writer connection and a pool
 //!   of read-only readers in WAL mode; its checkout takes each item in turn under
@@ -67,6 +73,13 @@
 //! bucket below zero, so the whole step rolls back with `Precondition`. A
 //! partial unique index allows one earning, release and reversal per order
 //! (`AlreadyExists("ledger entry")`).
+//! A payment is a row of the columns its queries and its conditional write
+//! need (checkout, buyer, provider and reference, status, due time, version,
+//! creation time) beside `doc`, the whole record as JSON, which is what is read
+//! back; every write sets both from one record. One payment per checkout, and
+//! one per provider's reference (a partial unique index, `AlreadyExists("payment
+//! reference")`). The provider events already handled are one row each, keyed
+//! by provider and event id.
 //! On PostgreSQL, catalog text search (`ILIKE '%term%'`) is served by trigram
 //! indexes: the migrations install the `pg_trgm` extension when it is missing
 //! (a trusted extension: the database owner may), and carry on without those

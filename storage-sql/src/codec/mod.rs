@@ -13,6 +13,7 @@ pub(crate) mod commission;
 pub(crate) mod ledger;
 pub(crate) mod orders;
 pub(crate) mod outbox;
+pub(crate) mod payments;
 pub(crate) mod payouts;
 pub(crate) mod shopping;
 

@@ -59,6 +59,8 @@ pub(crate) fn order<R: Columns>(r: &R) -> StorageResult<Order> {
         commission: r.opt_json::<Commission>("commission")?,
         return_until: r.opt_time("return_until")?,
         earning_released_at: r.opt_time("earning_released_at")?,
+        // Not stored: core fills it in from the checkout's payment.
+        payment_status: None,
         history: r.json::<Vec<StatusChange>>("history")?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,

@@ -1,5 +1,5 @@
 //! The checkout commit on PostgreSQL: the stock of every item taken in one
-//! statement, the orders and their mails written in another.
+//! statement, the orders, the payment and their mails written in another.
 
 use std::collections::HashMap;
 
@@ -12,7 +12,7 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{PostgresStorage, e};
-use crate::codec::{self, Columns, checkout, orders, outbox, to_i64};
+use crate::codec::{self, Columns, checkout, orders, outbox, payments, to_i64};
 
 #[async_trait]
 impl CheckoutStore for PostgresStorage {
@@ -148,11 +148,18 @@ impl CheckoutStore for PostgresStorage {
             return Ok(CheckoutOutcome::Short(short));
         }
 
-        // 4. Orders and their mails, in one statement.
+        // 4. Orders, the payment and the mails, in one statement.
         let mut qb = QueryBuilder::<Postgres>::new("");
+        let mut with = "WITH";
         if !plan.orders.is_empty() {
-            qb.push("WITH new_orders AS (");
+            qb.push(format!("{with} new_orders AS ("));
             orders::push_insert_orders(&mut qb, &plan.orders);
+            qb.push(") ");
+            with = ",";
+        }
+        if let Some(p) = &plan.payment {
+            qb.push(format!("{with} new_payment AS ("));
+            payments::push_insert_payment(&mut qb, p)?;
             qb.push(") ");
         }
         if plan.outbox.is_empty() {

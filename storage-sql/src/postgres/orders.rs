@@ -49,6 +49,52 @@ pub(super) async fn order_exists(conn: &mut PgConnection, id: OrderId) -> Storag
     Ok(row.is_some())
 }
 
+/// Applies `t` in the caller's transaction: the conditional status change,
+/// then the restock, the ledger entry and the mails. `None` when the order no
+/// longer has `t.from` (or, where asked, its earning was released) and nothing
+/// was written; `NotFound` when there is no such order. A ledger entry the
+/// rules refuse fails the call, and the caller's transaction rolls back what
+/// it wrote (the status change included).
+///
+/// The conditional write locks the order's row: a concurrent transition (or
+/// earning release) of the same order waits, then finds its condition gone and
+/// changes nothing.
+pub(super) async fn apply_transition(
+    conn: &mut PgConnection,
+    t: &OrderTransition,
+) -> StorageResult<Option<Order>> {
+    let row = sqlx::query(
+        "UPDATE orders SET status = $2, history = history || jsonb_build_array($3::jsonb), \
+         updated_at = $4, return_until = COALESCE($6, return_until) \
+         WHERE id = $1 AND status = $5 AND (NOT $7 OR earning_released_at IS NULL) \
+         RETURNING *",
+    )
+    .bind(t.order_id.0)
+    .bind(t.to.as_str())
+    .bind(Json(&t.change))
+    .bind(t.change.at)
+    .bind(t.from.as_str())
+    .bind(t.return_until)
+    .bind(t.require_unreleased)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(e)?;
+    let Some(row) = row else {
+        return if order_exists(conn, t.order_id).await? {
+            Ok(None)
+        } else {
+            Err(StorageError::NotFound)
+        };
+    };
+    let order = orders::order(&row)?;
+    restock(conn, &t.restock).await?;
+    if let Some(entry) = &t.ledger {
+        append_entry(conn, entry).await?;
+    }
+    insert_outbox(conn, &t.outbox).await?;
+    Ok(Some(order))
+}
+
 #[async_trait]
 impl OrderStore for PostgresStorage {
     async fn order(&self, id: OrderId) -> StorageResult<Option<Order>> {
@@ -77,37 +123,11 @@ impl OrderStore for PostgresStorage {
 
     async fn transition_order(&self, t: &OrderTransition) -> StorageResult<Option<Order>> {
         let mut tx = self.begin().await?;
-        // The conditional write: a concurrent transition (or earning release) of
-        // the same order waits, then finds its condition gone and changes nothing.
-        let row = sqlx::query(
-            "UPDATE orders SET status = $2, history = history || jsonb_build_array($3::jsonb), \
-             updated_at = $4, return_until = COALESCE($6, return_until) \
-             WHERE id = $1 AND status = $5 AND (NOT $7 OR earning_released_at IS NULL) \
-             RETURNING *",
-        )
-        .bind(t.order_id.0)
-        .bind(t.to.as_str())
-        .bind(Json(&t.change))
-        .bind(t.change.at)
-        .bind(t.from.as_str())
-        .bind(t.return_until)
-        .bind(t.require_unreleased)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(e)?;
-        let Some(row) = row else {
-            return if order_exists(&mut tx, t.order_id).await? {
-                Ok(None)
-            } else {
-                Err(StorageError::NotFound)
-            };
+        let Some(order) = apply_transition(&mut tx, t).await? else {
+            // The conditional write matched nothing: nothing was written.
+            tx.rollback().await.map_err(e)?;
+            return Ok(None);
         };
-        let order = orders::order(&row)?;
-        restock(&mut tx, &t.restock).await?;
-        if let Some(entry) = &t.ledger {
-            append_entry(&mut tx, entry).await?;
-        }
-        insert_outbox(&mut tx, &t.outbox).await?;
         tx.commit().await.map_err(e)?;
         Ok(Some(order))
     }

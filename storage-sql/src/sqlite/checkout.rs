@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::outbox::insert_outbox;
 use super::{SqliteStorage, e};
-use crate::codec::{self, Columns, checkout, orders, to_i64};
+use crate::codec::{self, Columns, checkout, orders, payments, to_i64};
 
 /// The buyer's checkout made with `key`, if any.
 const CHECKOUT_BY_KEY: &str =
@@ -110,12 +110,17 @@ impl CheckoutStore for SqliteStorage {
             return Ok(CheckoutOutcome::Short(short));
         }
 
-        // 4. The idempotency record, the orders and their mails.
+        // 4. The idempotency record, the orders, the payment and the mails.
         let mut record = checkout::insert_checkout::<Sqlite>(plan);
         record.build().execute(&mut *tx).await.map_err(e)?;
         for o in &plan.orders {
             let mut insert = QueryBuilder::<Sqlite>::new("");
             orders::push_insert_orders(&mut insert, [o]);
+            insert.build().execute(&mut *tx).await.map_err(e)?;
+        }
+        if let Some(p) = &plan.payment {
+            let mut insert = QueryBuilder::<Sqlite>::new("");
+            payments::push_insert_payment(&mut insert, p)?;
             insert.build().execute(&mut *tx).await.map_err(e)?;
         }
         insert_outbox(&mut tx, &plan.outbox).await?;

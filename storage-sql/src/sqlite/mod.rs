@@ -21,6 +21,7 @@ mod commission;
 mod ledger;
 mod orders;
 mod outbox;
+mod payments;
 mod payouts;
 mod shopping;
 
