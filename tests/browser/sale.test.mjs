@@ -1,9 +1,10 @@
 // A whole sale in a real browser, through the pages only: an admin verifies two
 // sellers, each lists a product with an image; a buyer signs up, searches,
-// fills a cart from both sellers, checks out and sees two orders; the sellers
-// move them to delivered and the buyer returns one. Then what must be refused:
-// a form without its CSRF token, another buyer's order page, and a checkout
-// with a short item.
+// fills a cart from both sellers, checks out, is told how to pay and sees two
+// orders; the admin marks the checkout paid and the buyer sees it paid; the
+// sellers move the orders to delivered and the buyer returns one. Then what
+// must be refused: a form without its CSRF token, another buyer's order page,
+// and a checkout with a short item.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
@@ -175,9 +176,36 @@ test("a whole sale, from verifying sellers to a return", async () => {
   await buyer.getByLabel("Country code").fill("US");
   await buyer.getByRole("button", { name: /Place the order/ }).click();
   await buyer.waitForLoadState();
+  // The confirmation is the payment step: the manual provider's instructions,
+  // quoting the checkout number, for the whole checkout.
+  assert.match(await buyer.locator("#payment-amount").textContent(), /^28\.50 USD for the whole checkout/);
+  assert.equal((await buyer.locator("#payment-status").textContent()).trim(), "Awaiting payment");
+  const instructions = (await buyer.locator("#payment-instructions").textContent()).trim();
+  const quoted = instructions.match(/^Pay 28\.50 USD on delivery, or by bank transfer quoting ([0-9a-f-]{36})\.$/);
+  assert.ok(quoted, `the instructions quote the checkout number: ${instructions}`);
   placed = await orderIds(buyer);
   assert.equal(placed.length, 2, "one order per seller");
   await screenshot(buyer, "orders");
+
+  // The transfer arrives: the admin finds the payment by the number it quotes
+  // and marks it paid; the buyer sees both orders paid.
+  await admin.goto(url("/admin/payments"));
+  await admin.getByLabel("Checkout number").fill(quoted[1]);
+  await admin.getByRole("button", { name: "Find the payment" }).click();
+  await admin.waitForLoadState();
+  assert.match(await heading(admin), /^Payment of checkout /);
+  await admin.getByRole("button", { name: /^Mark paid/ }).click();
+  await admin.waitForLoadState();
+  assert.match(
+    await admin.locator(".flash").textContent(),
+    /marked paid: 28\.50 USD is captured for its 2 orders/,
+  );
+  assert.equal(await admin.getByRole("button", { name: /^Mark paid/ }).count(), 0, "paid once");
+  await buyer.goto(url("/orders"));
+  const payments = await buyer.locator("main tbody .badge-payment").allTextContents();
+  assert.deepEqual(payments, ["Paid", "Paid"], "both orders are paid");
+  await buyer.goto(url(`/orders/${placed[0]}`));
+  assert.equal((await buyer.locator("#order-payment").textContent()).trim(), "Paid");
 
   // Each seller sees one order and moves it along to delivered.
   for (const page of sellerPages) {

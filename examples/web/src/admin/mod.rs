@@ -8,6 +8,8 @@
 //! - [`outbox`]: mail delivery state and the retry of dead messages;
 //! - [`commission`]: the commission rules (the default, per category, per
 //!   seller), set and removed;
+//! - [`payments`]: buyers' payments by status, one payment with its refunds,
+//!   and marking a manual payment paid;
 //! - [`payouts`]: seller balances, payout runs, and marking open payouts paid
 //!   or failed;
 //! - [`reports`]: the commission earned per period and seller.
@@ -20,9 +22,11 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use marketplace_core::payment::PaymentListQuery;
 use marketplace_core::payout::PayoutListQuery;
 use marketplace_core::{
-    Error, OutboxStatus, PayoutStatus, Principal, Role, SellerListQuery, SellerStatus,
+    Error, OutboxStatus, PaymentStatus, PayoutStatus, Principal, Role, SellerListQuery,
+    SellerStatus,
 };
 use minijinja::context;
 use serde::Serialize;
@@ -35,6 +39,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod commission;
 pub mod outbox;
+pub mod payments;
 pub mod payouts;
 pub mod reports;
 
@@ -54,7 +59,7 @@ impl Back {
 /// The admin dashboard's templates.
 pub const TEMPLATES: &[(&str, &str)] = templates![
     "admin": "layout", "home", "sellers", "users", "products", "categories", "outbox",
-    "commission", "payouts", "reports",
+    "commission", "payments", "payment", "payouts", "reports",
 ];
 
 /// Counts on the overview stop here ("1000+").
@@ -68,6 +73,7 @@ pub fn routes() -> Router<App> {
         .merge(catalog::routes())
         .merge(outbox::routes())
         .merge(commission::routes())
+        .merge(payments::routes())
         .merge(payouts::routes())
         .merge(reports::routes())
         .route_layer(axum::middleware::from_fn(admins_only))
@@ -117,6 +123,15 @@ async fn home(State(app): State<App>, viewer: Viewer, s: SignedIn) -> PageResult
             market.payouts(who, query)
         })
     };
+    let awaiting_payments = page::tally(TALLY_CAP, |cursor, limit| {
+        let query = PaymentListQuery {
+            limit: Some(limit),
+            cursor,
+            status: Some(PaymentStatus::AwaitingPayment),
+        };
+        market.payments(who, query)
+    })
+    .await?;
     let requested_payouts = open_payouts(PayoutStatus::Requested).await?;
     let unresolved_payouts = open_payouts(PayoutStatus::Unresolved).await?;
     Ok(render(
@@ -127,6 +142,7 @@ async fn home(State(app): State<App>, viewer: Viewer, s: SignedIn) -> PageResult
             section => "home",
             pending_sellers,
             dead_messages,
+            awaiting_payments,
             requested_payouts,
             unresolved_payouts,
         },

@@ -4,13 +4,18 @@
 //! The next step an order can take is the library's
 //! ([`OrderStatus::next`]); a button posts that status, and whatever status is
 //! posted, the library decides whether the order may take it.
+//!
+//! Each order shows its payment as its buyer sees it. Where the buyer pays
+//! before the sellers fulfil (a card through Stripe), an order awaiting its
+//! payment cannot be accepted yet: the page says so above the button, and
+//! the library's refusal (`payment_pending`) is told in those words.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{Error, OrderId, OrderListQuery, OrderStatus, Role};
+use marketplace_core::{Error, OrderId, OrderListQuery, OrderPaymentStatus, OrderStatus, Role};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
@@ -28,6 +33,9 @@ pub fn routes() -> Router<App> {
         .route("/seller/orders/{id}", get(detail))
         .route("/seller/orders/{id}/status", post(set_status))
 }
+
+/// The library's refusal to accept an order its buyer has not paid for.
+const PAYMENT_PENDING: &str = "payment_pending";
 
 /// A status as a form or a link names it; blank is none.
 fn order_status(raw: &str) -> Result<Option<OrderStatus>, PageError> {
@@ -88,6 +96,10 @@ async fn order_page(
         .filter(|n| order.status.can_move(Role::Seller, *n))
         .map(|n| n.as_str());
     let cancellable = order.status.can_move(Role::Seller, OrderStatus::Cancelled);
+    // Whether the buyer must pay before the order is accepted: the provider
+    // collects upfront, and the payment has not come.
+    let payment_first = app.market.payment_provider().collects_upfront()
+        && order.payment_status == Some(OrderPaymentStatus::AwaitingPayment);
     let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status);
     Ok(render_with(
         app,
@@ -99,6 +111,7 @@ async fn order_page(
             order => Value::from_serialize(&order),
             next,
             cancellable,
+            payment_first,
             me => s.principal.user_id.to_string(),
             problem => problem.as_ref().map(Value::from_serialize),
         },
@@ -145,7 +158,11 @@ async fn set_status(
             })
             .into_response()),
         Err(e) => {
-            let problem = form_problem(&e, Fixable::AllButOurs)?;
+            let mut problem = form_problem(&e, Fixable::AllButOurs)?;
+            if e.code() == PAYMENT_PENDING {
+                problem.title = "The buyer has not paid yet".to_owned();
+                problem.message = "This order cannot be accepted before its payment arrives. Nothing changed: the order stays pending, its stock held; once the buyer pays, accept it. If the payment does not come in time, the marketplace cancels the order and puts its stock back on sale.".to_owned();
+            }
             order_page(&app, &viewer, &s, id, Some(problem)).await
         }
     }

@@ -2,6 +2,15 @@
 //! detail with its status history, and the two things a buyer may ask of an
 //! order: cancel it, or return it.
 //!
+//! Each order shows its payment in words (awaiting payment, paid, refunded,
+//! not charged...). The page a checkout lands on (`/orders?placed=…`) is its
+//! confirmation and the payment step: the amount, where the payment stands,
+//! and how to pay it — the manual provider's instructions (on delivery, or by
+//! bank transfer quoting the checkout number), or, for a provider that takes
+//! the card in the browser, the payment's reference, the card form being the
+//! provider's own script where the shop configures one. While the payment is
+//! awaited, an order's page shows the same step again.
+//!
 //! An order is read with the library's `buyer_order`, so another buyer's order
 //! is not found, like one that does not exist. Whether an order may be
 //! cancelled or returned is the library's to say: the page offers the button
@@ -12,7 +21,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use marketplace_core::{Error, OrderId, OrderListQuery, OrderStatus, Role};
+use marketplace_core::{
+    CheckoutId, Error, OrderId, OrderListQuery, OrderStatus, Payment, PaymentStatus, Role,
+};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
@@ -67,6 +78,10 @@ async fn orders(
         .iter()
         .filter(|o| !q.placed.is_empty() && o.checkout_id.to_string() == q.placed.trim())
         .collect();
+    let payment = match placed.first() {
+        Some(o) => checkout_payment(&app, &who, o.checkout_id).await?,
+        None => None,
+    };
     let next_url = page
         .next_cursor
         .as_deref()
@@ -79,6 +94,7 @@ async fn orders(
         context! {
             orders => Value::from_serialize(&page.items),
             placed => Value::from_serialize(&placed),
+            payment => payment.as_ref().map(Value::from_serialize),
             next_url,
             paged => !q.cursor.is_empty(),
         },
@@ -105,6 +121,10 @@ async fn show_order(
     problem: Option<Problem>,
 ) -> PageResult {
     let order = app.market.buyer_order(&who.principal, id).await?;
+    // How to pay, while the payment is awaited.
+    let payment = checkout_payment(app, who, order.checkout_id)
+        .await?
+        .filter(|p| p.status == PaymentStatus::AwaitingPayment && order.status.holds_stock());
     Ok(render_with(
         app,
         viewer,
@@ -115,9 +135,24 @@ async fn show_order(
             can_cancel => order.status.can_move(Role::Buyer, OrderStatus::Cancelled),
             can_return => order.status.can_move(Role::Buyer, OrderStatus::ReturnRequested),
             order => Value::from_serialize(&order),
+            payment => payment.as_ref().map(Value::from_serialize),
             problem => problem.as_ref().map(Value::from_serialize),
         },
     ))
+}
+
+/// The payment of the buyer's checkout `id`; `None` for a checkout without
+/// one (placed before payments were taken).
+async fn checkout_payment(
+    app: &App,
+    who: &SignedIn,
+    id: CheckoutId,
+) -> Result<Option<Payment>, Error> {
+    match app.market.checkout_payment(&who.principal, id).await {
+        Ok(p) => Ok(Some(p)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `POST /orders/{id}/cancel`.

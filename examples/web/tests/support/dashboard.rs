@@ -24,6 +24,16 @@ pub async fn start() -> Site {
     start_with(|_| {}).await
 }
 
+/// [`start`], with buyers paying through `payments` (a simulated card
+/// provider): checkouts wait for the payment, holding their stock.
+pub async fn start_paying(payments: std::sync::Arc<dyn marketplace_core::PaymentProvider>) -> Site {
+    super::start_paying(payments, |settings, base| {
+        settings.bootstrap_admin = Some((ADMIN_EMAIL.into(), PASSWORD.into()));
+        settings.public_url = Some(base.to_owned());
+    })
+    .await
+}
+
 /// [`start`], with `configure` seeing the settings last (a return window, a
 /// minimum payout).
 pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> Site {

@@ -8,7 +8,9 @@
 #[allow(dead_code)]
 pub mod dashboard;
 
-use marketplace_core::{HashCost, Principal};
+use std::sync::Arc;
+
+use marketplace_core::{HashCost, Marketplace, PaymentProvider, Principal};
 use marketplace_host::{Market, Settings};
 
 /// The web host on a port of its own, over a fresh memory store.
@@ -24,6 +26,22 @@ pub struct Site {
 /// a temporary directory; `configure` sees those settings and the site's
 /// address before the host is built from them.
 pub async fn start(configure: impl FnOnce(&mut Settings, &str)) -> Site {
+    serve(configure, None).await
+}
+
+/// [`start`], with buyers paying through `payments` (a simulated card
+/// provider, say) instead of the provider the settings name.
+pub async fn start_paying(
+    payments: Arc<dyn PaymentProvider>,
+    configure: impl FnOnce(&mut Settings, &str),
+) -> Site {
+    serve(configure, Some(payments)).await
+}
+
+async fn serve(
+    configure: impl FnOnce(&mut Settings, &str),
+    payments: Option<Arc<dyn PaymentProvider>>,
+) -> Site {
     let media = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -32,8 +50,29 @@ pub async fn start(configure: impl FnOnce(&mut Settings, &str)) -> Site {
     settings.hash_cost = HashCost::FAST_INSECURE;
     settings.media_dir = media.path().to_owned();
     configure(&mut settings, &base);
-    let host = marketplace_host::build(&settings).await.unwrap();
-    let app = marketplace_web::App::new(host.market.clone(), settings.max_body);
+    let market = match payments {
+        None => marketplace_host::build(&settings).await.unwrap().market,
+        // What `build` assembles, with the provider swapped.
+        Some(payments) => {
+            let (storage, _) =
+                marketplace_host::open_storage(&settings.database_url, &settings.sql)
+                    .await
+                    .unwrap();
+            let market = Marketplace::builder(storage, settings.marketplace_config(None).unwrap())
+                .images(marketplace_host::image_store(&settings.media_dir).unwrap())
+                .payments(payments)
+                .build()
+                .await
+                .unwrap();
+            if let Some((email, password)) = &settings.bootstrap_admin {
+                marketplace_host::bootstrap_admin(&market, email, password)
+                    .await
+                    .unwrap();
+            }
+            market
+        }
+    };
+    let app = marketplace_web::App::new(market.clone(), settings.max_body);
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -45,7 +84,7 @@ pub async fn start(configure: impl FnOnce(&mut Settings, &str)) -> Site {
     });
     Site {
         base,
-        market: host.market,
+        market,
         _media: media,
     }
 }
