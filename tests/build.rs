@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | `no_postgres` | `TEST_POSTGRES_URL` is unset or empty |
 //! | `no_mongodb` | `TEST_MONGODB_URL` is unset or empty |
+//! | `no_stripe` | `TEST_STRIPE_URL` (localstripe) is unset or empty |
 //! | `no_smtp` | no Python with aiosmtpd: `$MARKETPLACE_TEST_PYTHON`, `python3`, `/usr/bin/python3` |
 //!
 //! A test that needs one carries, for example,
@@ -24,9 +25,10 @@
 use std::process::{Command, Stdio};
 
 /// The servers named by a URL variable: (cfg, variable).
-const URL_SERVERS: [(&str, &str); 2] = [
+const URL_SERVERS: [(&str, &str); 3] = [
     ("no_postgres", "TEST_POSTGRES_URL"),
     ("no_mongodb", "TEST_MONGODB_URL"),
+    ("no_stripe", "TEST_STRIPE_URL"),
 ];
 
 /// The variable naming a Python to run the SMTP test server with.
