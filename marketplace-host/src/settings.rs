@@ -528,8 +528,9 @@ pub enum Payments {
     /// On delivery or by bank transfer; an admin marks checkouts paid.
     #[default]
     Manual,
-    /// Through Stripe: `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`, and
-    /// `STRIPE_API_BASE` for a Stripe-compatible server (tests).
+    /// Through Stripe: `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`,
+    /// `STRIPE_API_BASE` for a Stripe-compatible server (tests), and
+    /// `STRIPE_RECEIPT_EMAIL=false` to leave Stripe's receipts off.
     Stripe(marketplace_stripe::StripeConfig),
 }
 
@@ -566,6 +567,11 @@ fn payments(get: &impl Fn(&str) -> Option<String>) -> Result<Payments> {
                 marketplace_stripe::StripeConfig::new(key).with_webhook_secret(webhook);
             if let Some(base) = get("STRIPE_API_BASE") {
                 config = config.with_api_base(base.trim_end_matches('/'));
+            }
+            // Stripe mails its own receipt to the buyer; off for servers that
+            // take no `receipt_email` (localstripe) or operators who mail their own.
+            if get("STRIPE_RECEIPT_EMAIL").is_some_and(|v| v.trim() == "false") {
+                config = config.with_receipt_email(false);
             }
             Ok(Payments::Stripe(config))
         }

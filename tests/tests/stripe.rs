@@ -216,7 +216,7 @@ async fn buy(api: &Api, who: &Session, products: &[&str], key: &str) -> Value {
     r.body
 }
 
-fn order_of<'a>(checkout: &'a Value, seller: &Session) -> String {
+fn order_of(checkout: &Value, seller: &Session) -> String {
     checkout["orders"]
         .as_array()
         .unwrap()

@@ -26,7 +26,7 @@
 //! or the cancellation sees the capture and records a refund. Provider calls
 //! carry keys derived from the payment's own key (`checkout-{id}`, then
 //! `…-capture`, `…-void`, `…-refund-{order}`), so a repeated call after a timeout
-//! or a crash never charges twice. A worker ([`Marketplace::run_payments`])
+//! or a crash never charges twice. A worker ([`Marketplace::run_payments`](crate::Marketplace::run_payments))
 //! finishes what a request could not: expiries, captures, voids and refunds.
 //!
 //! The records live here; the provider trait and providers in `provider`; the
