@@ -375,6 +375,7 @@ macro_rules! conformance_suite {
             payments_after_expiry_are_voided_or_refunded,
             provider_timeouts_never_charge_twice,
             payment_invariants_hold_under_contention,
+            payments_are_settled_only_by_their_provider,
         );
     };
     (@each $factory:path; $attrs:tt; $($name:ident),* $(,)?) => {

@@ -13,7 +13,7 @@ use crate::money::{Money, effective_price};
 use crate::notify::Notification;
 use crate::order::{Order, OrderItem, OrderStatus, StatusChange};
 use crate::outbox::OutboxMessage;
-use crate::payment::Payment;
+use crate::payment::{Payment, PaymentStatus};
 use crate::storage::Storage;
 use crate::user::{Principal, Role, User};
 
@@ -193,7 +193,16 @@ impl<S: Storage> Marketplace<S> {
                     Some(p) => Some(self.open_payment(p, buyer.email.as_str()).await?),
                     None => None,
                 };
-                let orders = plan.orders.into_iter().map(Order::for_buyer).collect();
+                // A declined payment cancelled the orders it was to pay for.
+                let ended = payment.as_ref().is_some_and(|p| {
+                    matches!(p.status, PaymentStatus::Failed | PaymentStatus::Voided)
+                });
+                let orders = if ended {
+                    self.storage().checkout_orders(checkout_id).await?
+                } else {
+                    plan.orders
+                };
+                let orders = orders.into_iter().map(Order::for_buyer).collect();
                 Ok(Checkout {
                     checkout_id,
                     orders: self.with_payment_status(orders).await?,

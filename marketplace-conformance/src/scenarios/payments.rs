@@ -413,6 +413,15 @@ pub async fn capture_waits_for_every_seller_and_takes_the_live_sum<S: Storage>(s
         .set_order_status(&sellers[0], order_of(&sellers[0]), OrderStatus::Accepted)
         .await
         .unwrap();
+    assert_err!(
+        w.market
+            .set_order_status(&sellers[0], order_of(&sellers[0]), OrderStatus::Packed)
+            .await,
+        Error::Conflict {
+            code: "payment_not_captured",
+            ..
+        }
+    );
     w.market
         .set_order_status(&sellers[1], order_of(&sellers[1]), OrderStatus::Cancelled)
         .await
@@ -690,10 +699,11 @@ pub async fn provider_timeouts_never_charge_twice<S: Storage>(storage: S) {
     assert!(opened.client_secret.is_some());
     assert_eq!(sim.payments().len(), 1, "one payment at the provider");
 
-    // The capture's answer is lost: the worker repeats it; captured once.
+    // The capture's answer is lost, and so is the check that follows: the
+    // worker repeats the capture (same key) later; captured once.
     assert!(sim.pay(opened.reference.as_deref().unwrap()));
     deliver_webhooks(&w, &sim.take_webhooks()).await;
-    sim.fail_next([SimulatedFault::DoThenTimeout]);
+    sim.fail_next([SimulatedFault::DoThenTimeout, SimulatedFault::Timeout]);
     let order = done.orders[0].id;
     w.market
         .set_order_status(&s1, order, OrderStatus::Accepted)
@@ -723,6 +733,11 @@ pub async fn provider_timeouts_never_charge_twice<S: Storage>(storage: S) {
     let (_b, declined) = buy(&w, &[p1.id], "t2").await;
     let p = declined.payment.unwrap();
     assert_eq!(p.status, PaymentStatus::Failed);
+    assert_eq!(
+        declined.orders[0].status,
+        OrderStatus::Cancelled,
+        "the answer shows the orders as they are"
+    );
     assert_eq!(w.stock(p1.id).await, 10);
     let o = w.market.order(&admin, declined.orders[0].id).await.unwrap();
     assert_eq!(o.status, OrderStatus::Cancelled);
@@ -889,4 +904,39 @@ pub async fn payment_invariants_hold_under_contention<S: Storage>(storage: S) {
         assert_eq!(w.stock(*p).await + held, STOCK, "stock + held == initial");
     }
     println!("payment invariants under contention: {f:?}");
+}
+
+/// A payment is settled only by the provider that took it: a process
+/// configured with another one (the operator switched providers) leaves it
+/// as it is, refunds included, instead of recording money that never moved.
+pub async fn payments_are_settled_only_by_their_provider<S: Storage>(storage: S) {
+    let shared = Arc::new(storage);
+    let (card, sim) = simulated(Arc::clone(&shared), CapturePolicy::WhenAccepted).await;
+    let manual = World::new(Arc::clone(&shared)).await;
+    let admin = card.admin().await;
+    let s1 = card.seller().await;
+    let p1 = card.product(&s1, "Lamp", 1500, 5).await;
+    let (_buyer, done) = buy(&card, &[p1.id], "p1").await;
+    pay(&card, &sim, &done).await;
+    let before = payment_of(&card, &done).await;
+    assert_eq!(before.status, PaymentStatus::Authorized);
+    // The other process neither captures nor expires it, and cannot mark it paid.
+    manual.clock.advance(Duration::days(8));
+    manual.market.run_payments(100).await.unwrap();
+    assert_eq!(payment_of(&manual, &done).await, before);
+    assert_err!(
+        manual.market.mark_payment_paid(&admin, before.id).await,
+        Error::Conflict {
+            code: "payment_not_manual",
+            ..
+        }
+    );
+    // Its own provider settles it.
+    card.clock.advance(Duration::days(8));
+    drain(&card).await;
+    assert_eq!(
+        payment_of(&card, &done).await.status,
+        PaymentStatus::Captured
+    );
+    payment_invariants(&card, &admin, Some(&sim)).await;
 }

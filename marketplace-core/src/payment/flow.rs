@@ -205,9 +205,13 @@ impl<S: Storage> Marketplace<S> {
         }
         // A client that just paid asks again: check with the provider rather
         // than wait for its webhook.
+        // At most one check every few seconds, however often the client asks.
+        let recheck =
+            self.now() + self.inner.config.payments.reconcile_every - chrono::Duration::seconds(5);
         if p.status == PaymentStatus::AwaitingPayment
             && p.reference.is_some()
             && p.expires_at.is_some()
+            && p.due_at.is_none_or(|d| d <= recheck)
         {
             return self.settle_payment(p.id).await;
         }
@@ -420,6 +424,16 @@ impl<S: Storage> Marketplace<S> {
                 "the buyer has not paid for this order yet",
             ));
         }
+        let ships = !matches!(
+            to,
+            OrderStatus::Pending | OrderStatus::Accepted | OrderStatus::Cancelled
+        );
+        if ships && p.expires_at.is_some() && !p.status.is_captured() {
+            return Err(Error::conflict(
+                "payment_not_captured",
+                "the payment is taken once every seller of the checkout has accepted or cancelled; pack it then",
+            ));
+        }
         let mut new = p.clone();
         let refunded_already = p.refunds.iter().any(|r| r.order_id == Some(order.id));
         if !to.holds_stock()
@@ -469,6 +483,13 @@ impl<S: Storage> Marketplace<S> {
         let orders = self.storage().checkout_orders(p.checkout_id).await?;
         let live: Vec<&Order> = orders.iter().filter(|o| o.status.holds_stock()).collect();
         let provider = &self.inner.payments;
+        if p.provider != provider.name() {
+            // Only the provider that took it may settle it: another one would
+            // record money as moved that never did. It waits for a process
+            // configured with its provider.
+            tracing::warn!(payment = %p.id, provider = %p.provider, configured = %provider.name(), "a payment of another provider is left as it is");
+            return Ok(Step::Done);
+        }
         match p.status {
             PaymentStatus::AwaitingPayment => {
                 let expired = p.expires_at.is_some_and(|t| now >= t);
@@ -478,7 +499,11 @@ impl<S: Storage> Marketplace<S> {
                         None => ProviderState::Voided,
                         Some(r) => match provider.void(r, &p.void_key()).await {
                             Ok(s) => s,
-                            Err(e) => return self.wait(p, e).await,
+                            // No answer, or a refusal: where does it stand?
+                            Err(e) => match provider.state(r).await {
+                                Ok(s @ (ProviderState::Voided | ProviderState::Captured(_))) => s,
+                                _ => return self.wait(p, e).await,
+                            },
                         },
                     };
                     return match state {
@@ -595,10 +620,23 @@ impl<S: Storage> Marketplace<S> {
                         let transitions = self.cancellations(&orders, now).await?;
                         self.changed(self.commit(p, new, transitions).await?)
                     }
-                    Err(e) => self.wait(p, e).await,
+                    Err(e) => match provider.state(&reference).await {
+                        // The capture went through; its answer was lost.
+                        Ok(ProviderState::Captured(m)) => {
+                            let mut new = p.clone();
+                            new.status = PaymentStatus::Captured;
+                            new.captured = m;
+                            new.recount_refunds();
+                            new.due_at = new.has_open_refunds().then_some(now);
+                            self.changed(self.commit(p, new, Vec::new()).await?)
+                        }
+                        _ => self.wait(p, e).await,
+                    },
                 }
             }
-            PaymentStatus::Captured | PaymentStatus::PartiallyRefunded => {
+            PaymentStatus::Captured
+            | PaymentStatus::PartiallyRefunded
+            | PaymentStatus::Refunded => {
                 let Some(refund) = p.open_refunds().next().cloned() else {
                     return self.set_due(p, None).await;
                 };
@@ -627,9 +665,7 @@ impl<S: Storage> Marketplace<S> {
                 new.due_at = new.has_open_refunds().then_some(now);
                 self.changed(self.commit(p, new, Vec::new()).await?)
             }
-            PaymentStatus::Refunded | PaymentStatus::Failed | PaymentStatus::Voided => {
-                self.set_due(p, None).await
-            }
+            PaymentStatus::Failed | PaymentStatus::Voided => self.set_due(p, None).await,
         }
     }
 
@@ -678,11 +714,15 @@ impl<S: Storage> Marketplace<S> {
                         self.paid_too_late(p, &orders, m, now).await?;
                     }
                     Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(payment = %p.id, error = %e, "voiding a late payment failed");
+                    Err(e @ PaymentError::Unknown(_)) => {
+                        // The provider will send the event again.
+                        tracing::warn!(payment = %p.id, error = %e, "voiding a late payment had no answer");
                         return Err(Error::Unavailable(crate::storage::StorageError::transient(
                             e.to_string(),
                         )));
+                    }
+                    Err(e) => {
+                        tracing::warn!(payment = %p.id, error = %e, "a late payment could not be voided; an admin must release it");
                     }
                 }
             }
