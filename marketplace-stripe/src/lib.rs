@@ -301,7 +301,7 @@ impl StripePayments {
                     == Some(key)
             });
             if let Some(refund) = found {
-                return Ok(Some(object_id(refund)?));
+                return refund_outcome(refund).map(Some);
             }
             let more = page.get("has_more").and_then(Value::as_bool) == Some(true);
             match data.last() {
@@ -466,7 +466,7 @@ impl PaymentProvider for StripePayments {
             (metadata_key.as_str(), idempotency_key.to_owned()),
         ];
         let v = self.api.post("/v1/refunds", &form, idempotency_key).await?;
-        object_id(&v)
+        refund_outcome(&v)
     }
 
     fn verify_webhook(
@@ -486,6 +486,23 @@ impl PaymentProvider for StripePayments {
             self.webhook_tolerance,
         )?;
         webhook::parse_event(&request.body)
+    }
+}
+
+/// A refund's id, or why it did not go through: Stripe answers `failed` or
+/// `canceled` refunds with a 2xx too. `pending` and `requires_action` refunds
+/// are under way at Stripe and count as made.
+fn refund_outcome(refund: &Value) -> Result<String, PaymentError> {
+    match refund.get("status").and_then(Value::as_str) {
+        Some(status @ ("failed" | "canceled")) => Err(PaymentError::Declined(format!(
+            "the refund is {status} at Stripe{}",
+            refund
+                .get("failure_reason")
+                .and_then(Value::as_str)
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ))),
+        _ => object_id(refund),
     }
 }
 
@@ -584,5 +601,18 @@ mod tests {
             p.state("pi_123").await,
             Err(PaymentError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn failed_and_cancelled_refunds_are_declined() {
+        let ok = serde_json::json!({"id": "re_1", "status": "pending"});
+        assert_eq!(refund_outcome(&ok), Ok("re_1".to_owned()));
+        for status in ["failed", "canceled"] {
+            let v = serde_json::json!({"id": "re_2", "status": status, "failure_reason": "expired_or_canceled_card"});
+            match refund_outcome(&v) {
+                Err(PaymentError::Declined(why)) => assert!(why.contains(status), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
