@@ -137,7 +137,11 @@ impl<S: Storage> Marketplace<S> {
         name: Option<String>,
         store_name: Option<String>,
     ) -> Result<User> {
-        let password_hash = hash_password(password, self.inner.config.auth.hash_cost).await?;
+        let password_hash = self
+            .inner
+            .hashing
+            .run(hash_password(password, self.inner.config.auth.hash_cost))
+            .await?;
         let user = User {
             id: UserId(self.new_id()),
             email,

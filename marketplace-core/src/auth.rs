@@ -83,6 +83,9 @@ impl HashCost {
 pub struct AuthConfig {
     /// Key that signs access tokens.
     pub jwt_secret: JwtSecret,
+    /// Keys no longer signing but still accepted, so tokens signed before a
+    /// rotation stay valid until they expire (default none).
+    pub previous_secrets: Vec<JwtSecret>,
     /// Lifetime of an access token (default 15 minutes).
     pub access_ttl: Duration,
     /// Lifetime of a refresh token (default 30 days).
@@ -101,6 +104,13 @@ pub struct AuthConfig {
     pub throttle_window: Duration,
     /// Password hashing cost.
     pub hash_cost: HashCost,
+    /// Password hashes computed at once (default: the number of CPUs). Each
+    /// takes the cost's memory (19 MiB at the recommended cost), so this bounds
+    /// what a burst of logins can take.
+    pub max_concurrent_hashes: usize,
+    /// Logins and registrations that may wait for a hash slot (default 64);
+    /// beyond them a request is refused at once with [`Error::Busy`].
+    pub max_waiting_hashes: usize,
 }
 
 impl AuthConfig {
@@ -108,6 +118,7 @@ impl AuthConfig {
     pub fn new(jwt_secret: JwtSecret) -> AuthConfig {
         AuthConfig {
             jwt_secret,
+            previous_secrets: Vec::new(),
             access_ttl: Duration::minutes(15),
             refresh_ttl: Duration::days(30),
             verify_email_ttl: Duration::hours(48),
@@ -117,7 +128,58 @@ impl AuthConfig {
             max_failures_per_client: 20,
             throttle_window: Duration::minutes(15),
             hash_cost: HashCost::RECOMMENDED,
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_waiting_hashes: 64,
         }
+    }
+}
+
+/// The bounded pool password hashes run in: a fixed number at once, a bounded
+/// queue behind them.
+pub(crate) struct HashSlots {
+    permits: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+impl HashSlots {
+    pub(crate) fn new(config: &AuthConfig) -> HashSlots {
+        HashSlots {
+            permits: tokio::sync::Semaphore::new(config.max_concurrent_hashes.max(1)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: config.max_waiting_hashes,
+        }
+    }
+
+    /// Runs `work` (a hash or a verification) in a slot, waiting for one while
+    /// the queue has room; `Busy` when it has none.
+    pub(crate) async fn run<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        use std::sync::atomic::Ordering;
+        let _permit = match self.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                /// Leaves the queue however the wait ends (a client that hangs
+                /// up drops it).
+                struct InQueue<'a>(&'a std::sync::atomic::AtomicUsize);
+                impl Drop for InQueue<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Error::Busy {
+                        retry_after: std::time::Duration::from_secs(1),
+                    });
+                }
+                let _queued = InQueue(&self.waiting);
+                self.permits
+                    .acquire()
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))?
+            }
+        };
+        work.await
     }
 }
 
@@ -220,12 +282,13 @@ const ISSUER: &str = "marketplace";
 /// Signs and checks access tokens; the algorithm is pinned to HS256.
 pub(crate) struct JwtKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The signing key first, then the previous ones.
+    decoding: Vec<DecodingKey>,
     validation: Validation,
 }
 
 impl JwtKeys {
-    pub(crate) fn new(secret: &JwtSecret) -> JwtKeys {
+    pub(crate) fn new(secret: &JwtSecret, previous: &[JwtSecret]) -> JwtKeys {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.algorithms = vec![jsonwebtoken::Algorithm::HS256];
         validation.leeway = 0;
@@ -236,7 +299,10 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
         JwtKeys {
             encoding: EncodingKey::from_secret(&secret.0),
-            decoding: DecodingKey::from_secret(&secret.0),
+            decoding: std::iter::once(secret)
+                .chain(previous)
+                .map(|s| DecodingKey::from_secret(&s.0))
+                .collect(),
             validation,
         }
     }
@@ -296,12 +362,14 @@ impl<S: Storage> Marketplace<S> {
     /// logged out, revoked by a password reset or deactivation, or ended by
     /// refresh-token reuse).
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal> {
-        let data = jsonwebtoken::decode::<Claims>(
-            access_token,
-            &self.inner.jwt.decoding,
-            &self.inner.jwt.validation,
-        )
-        .map_err(|_| Error::Unauthenticated)?;
+        let keys = &self.inner.jwt;
+        let data = keys
+            .decoding
+            .iter()
+            .find_map(|key| {
+                jsonwebtoken::decode::<Claims>(access_token, key, &keys.validation).ok()
+            })
+            .ok_or(Error::Unauthenticated)?;
         let now = self.now().timestamp();
         // Expiry and a sane issue time, against the marketplace's clock.
         if data.claims.exp <= now || data.claims.iat > now + 60 {
@@ -358,7 +426,11 @@ impl<S: Storage> Marketplace<S> {
         let hash = user
             .as_ref()
             .map_or(self.inner.dummy_hash.as_str(), |u| u.password_hash.as_str());
-        let ok = verify_password(password, hash).await?;
+        let ok = self
+            .inner
+            .hashing
+            .run(verify_password(password, hash))
+            .await?;
         let user = match user {
             Some(u) if ok && u.active => u,
             _ => {
@@ -558,7 +630,11 @@ impl<S: Storage> Marketplace<S> {
     /// is revoked.
     pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<()> {
         let password = Password::parse(new_password).map_err(|e| Error::Validation(vec![e]))?;
-        let password_hash = hash_password(&password, self.inner.config.auth.hash_cost).await?;
+        let password_hash = self
+            .inner
+            .hashing
+            .run(hash_password(&password, self.inner.config.auth.hash_cost))
+            .await?;
         self.storage()
             .redeem_token(
                 &token_hash(token),
@@ -591,5 +667,60 @@ impl<S: Storage> Marketplace<S> {
             created_at: now,
         };
         (token, record)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashing_runs_a_bounded_number_at_once_behind_a_bounded_queue() {
+        let secret = JwtSecret::new(vec![7u8; 32]).unwrap();
+        let mut config = AuthConfig::new(secret);
+        config.max_concurrent_hashes = 2;
+        config.max_waiting_hashes = 3;
+        let slots = Arc::new(HashSlots::new(&config));
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (slots, now, most) = (slots.clone(), now.clone(), most.clone());
+                tokio::spawn(async move {
+                    slots
+                        .run(async {
+                            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(n, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            now.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let (mut done, mut busy) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => done += 1,
+                Err(Error::Busy { retry_after }) => {
+                    assert!(retry_after.as_secs() >= 1);
+                    busy += 1;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(
+            (done, busy),
+            (5, 5),
+            "2 at once and 3 waiting; the rest refused"
+        );
+        assert_eq!(most.load(Ordering::SeqCst), 2, "never more than 2 at once");
+        // The queue empties: later work runs again.
+        slots.run(async { Ok(()) }).await.unwrap();
+        assert_eq!(slots.waiting.load(Ordering::SeqCst), 0);
     }
 }

@@ -150,6 +150,13 @@ pub enum Error {
     /// Storage stayed unavailable through every retry; the request may be repeated.
     #[error("storage temporarily unavailable")]
     Unavailable(#[source] StorageError),
+    /// The server is at capacity for this kind of work (password hashing);
+    /// the request may be repeated after the given delay.
+    #[error("too busy, retry in {} s", .retry_after.as_secs())]
+    Busy {
+        /// How long to wait.
+        retry_after: Duration,
+    },
     /// An unexpected failure; details are logged, never shown to clients.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -181,6 +188,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Unavailable(_) => "unavailable",
+            Error::Busy { .. } => "busy",
             Error::Internal(_) => "internal",
         }
     }
@@ -207,7 +215,7 @@ impl Error {
             Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Error::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::Busy { .. } => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -11,7 +11,7 @@ use object_store::memory::InMemory;
 use rand::Rng;
 use uuid::Uuid;
 
-use crate::auth::{AuthConfig, JwtKeys};
+use crate::auth::{AuthConfig, HashSlots, JwtKeys};
 use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, storage_precision};
 use crate::error::{Error, Result};
 use crate::money::Currency;
@@ -165,6 +165,7 @@ pub(crate) struct Inner<S> {
     pub(crate) payouts: Arc<dyn PayoutProvider>,
     pub(crate) payments: Arc<dyn PaymentProvider>,
     pub(crate) jwt: JwtKeys,
+    pub(crate) hashing: HashSlots,
     pub(crate) templates: Templates,
     /// A hash verified against when a login names an unknown account, so both
     /// cases cost the same time.
@@ -237,7 +238,11 @@ impl<S: Storage> MarketplaceBuilder<S> {
         let dummy_hash = crate::auth::hash_password(&dummy, self.config.auth.hash_cost).await?;
         Ok(Marketplace {
             inner: Arc::new(Inner {
-                jwt: JwtKeys::new(&self.config.auth.jwt_secret),
+                jwt: JwtKeys::new(
+                    &self.config.auth.jwt_secret,
+                    &self.config.auth.previous_secrets,
+                ),
+                hashing: HashSlots::new(&self.config.auth),
                 storage: self.storage,
                 config: self.config,
                 clock: self.clock,

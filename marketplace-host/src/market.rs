@@ -31,6 +31,17 @@ impl Settings {
     pub fn marketplace_config(&self, secret_file: Option<&Path>) -> Result<Config> {
         let mut auth = AuthConfig::new(crate::secret::jwt_secret(self, secret_file)?);
         auth.hash_cost = self.hash_cost;
+        if let Some((at_once, waiting)) = self.hash_slots {
+            auth.max_concurrent_hashes = at_once;
+            auth.max_waiting_hashes = waiting;
+        }
+        for old in &self.jwt_previous_secrets {
+            auth.previous_secrets.push(
+                marketplace_core::JwtSecret::new(old.clone().into_bytes()).map_err(|e| {
+                    Error::setting("JWT_PREVIOUS_SECRETS", format!("JWT_PREVIOUS_SECRETS: {e}"))
+                })?,
+            );
+        }
         let mut config = Config::new(auth);
         config.public_url = self.storefront_base();
         config.media_url = self.media_base();
@@ -154,5 +165,44 @@ mod tests {
         let mut s = settings(&dir);
         s.bootstrap_admin = Some(("root@example.com".into(), "short".into()));
         assert!(matches!(build(&s).await, Err(Error::Admin(_))));
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_keeps_its_tokens_valid_until_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = ("o".repeat(40), "n".repeat(40));
+        let with = |current: &str, previous: &[&str]| Settings {
+            jwt_secret: Some(current.to_owned()),
+            jwt_previous_secrets: previous.iter().map(|s| (*s).to_owned()).collect(),
+            ..settings(&dir)
+        };
+        let before = build(&with(&old, &[])).await.unwrap();
+        let token = before
+            .market
+            .login("root@example.com", "a long passphrase", None)
+            .await
+            .unwrap()
+            .access_token;
+        drop(before);
+        // Rotated: the new secret signs, the old one still verifies.
+        let rotated = build(&with(&new, &[&old])).await.unwrap();
+        rotated.market.authenticate(&token).await.unwrap();
+        let fresh = rotated
+            .market
+            .login("root@example.com", "a long passphrase", None)
+            .await
+            .unwrap()
+            .access_token;
+        drop(rotated);
+        // The old secret dropped: its tokens end, the new ones live on.
+        let after = build(&with(&new, &[])).await.unwrap();
+        assert!(matches!(
+            after.market.authenticate(&token).await,
+            Err(marketplace_core::Error::Unauthenticated)
+        ));
+        after.market.authenticate(&fresh).await.unwrap();
+        // A previous secret too short to be one is refused by name.
+        let err = build(&with(&new, &["short"])).await.err().unwrap();
+        assert!(err.to_string().contains("JWT_PREVIOUS_SECRETS"), "{err}");
     }
 }

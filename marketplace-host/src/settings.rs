@@ -33,6 +33,10 @@ pub struct Settings {
     /// `JWT_SECRET`: required unless the store is local (memory or SQLite) and
     /// `MARKETPLACE_ENV` is not `production`.
     pub jwt_secret: Option<String>,
+    /// `JWT_PREVIOUS_SECRETS`: secrets that signed tokens before `JWT_SECRET`
+    /// replaced them, comma-separated; still accepted, never used to sign, so
+    /// a rotation across many instances logs nobody out.
+    pub jwt_previous_secrets: Vec<String>,
     /// `MARKETPLACE_ENV=production` refuses to start without a configured secret.
     pub production: bool,
     /// `MARKETPLACE_PUBLIC_URL`: the base URL clients reach this server at
@@ -101,6 +105,10 @@ pub struct Settings {
     /// at start when no account has that email (the configuration route to the
     /// first admin; the command line is the other).
     pub bootstrap_admin: Option<(String, String)>,
+    /// `MARKETPLACE_HASH_CONCURRENCY` (default: the number of CPUs) and
+    /// `MARKETPLACE_HASH_QUEUE` (default 64): password hashes computed at once,
+    /// and requests that may wait for one; beyond, 503 with `Retry-After`.
+    pub hash_slots: Option<(usize, usize)>,
     /// Password hashing cost (not read from the environment: embedders and tests
     /// set it; the default is the recommended cost).
     pub hash_cost: HashCost,
@@ -115,6 +123,10 @@ impl std::fmt::Debug for Settings {
             .field(
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "jwt_previous_secrets",
+                &format!("<{} redacted>", self.jwt_previous_secrets.len()),
             )
             .field("production", &self.production)
             .field("public_url", &self.public_url)
@@ -143,6 +155,7 @@ impl std::fmt::Debug for Settings {
                     .as_ref()
                     .map(|(e, _)| (e, "<redacted>")),
             )
+            .field("hash_slots", &self.hash_slots)
             .field("hash_cost", &self.hash_cost)
             .finish()
     }
@@ -155,6 +168,7 @@ impl Default for Settings {
             database_url: "sqlite://marketplace.db".to_owned(),
             sql: SqlOptions::default(),
             jwt_secret: None,
+            jwt_previous_secrets: Vec::new(),
             production: false,
             public_url: None,
             storefront_url: None,
@@ -176,6 +190,7 @@ impl Default for Settings {
             capture_at_checkout: false,
             capture_within: Duration::from_secs(6 * 24 * 3600),
             bootstrap_admin: None,
+            hash_slots: None,
             hash_cost: HashCost::RECOMMENDED,
         }
     }
@@ -222,6 +237,15 @@ impl Settings {
             s.sql = s.sql.busy_timeout(Duration::from_millis(ms));
         }
         s.jwt_secret = get("JWT_SECRET");
+        s.jwt_previous_secrets = get("JWT_PREVIOUS_SECRETS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         s.production = get("MARKETPLACE_ENV").is_some_and(|v| v.eq_ignore_ascii_case("production"));
         s.public_url = get("MARKETPLACE_PUBLIC_URL");
         s.storefront_url = get("MARKETPLACE_STOREFRONT_URL");
@@ -283,6 +307,15 @@ impl Settings {
                 ));
             }
             s.minimum_payout = Some(v.trim().to_owned());
+        }
+        let concurrency = number("MARKETPLACE_HASH_CONCURRENCY")?;
+        let queue = number("MARKETPLACE_HASH_QUEUE")?;
+        if concurrency.is_some() || queue.is_some() {
+            let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+            s.hash_slots = Some((
+                concurrency.map_or(cpus, |n| n as usize).max(1),
+                queue.map_or(64, |n| n as usize),
+            ));
         }
         s.payments = payments(&get)?;
         if let Some(d) = span("MARKETPLACE_PAYMENT_HOLD")? {
@@ -499,14 +532,19 @@ pub(crate) mod tests {
     fn debug_hides_secrets() {
         let s = lookup(&[
             ("JWT_SECRET", &"j".repeat(40)),
+            (
+                "JWT_PREVIOUS_SECRETS",
+                &format!("{}, {}", "p".repeat(40), "q".repeat(40)),
+            ),
             ("DATABASE_URL", "postgres://app:db-pass@db/shop"),
             ("MARKETPLACE_ADMIN_EMAIL", "root@example.com"),
             ("MARKETPLACE_ADMIN_PASSWORD", "admin-pass"),
         ])
         .unwrap();
+        assert_eq!(s.jwt_previous_secrets.len(), 2, "comma-separated, trimmed");
         let shown = format!("{s:?}");
         assert!(shown.contains("<redacted>"), "{shown}");
-        for secret in ["jjjjjjjj", "db-pass", "admin-pass"] {
+        for secret in ["jjjjjjjj", "pppppppp", "qqqqqqqq", "db-pass", "admin-pass"] {
             assert!(!shown.contains(secret), "{secret} shown: {shown}");
         }
     }

@@ -135,6 +135,9 @@ impl From<Error> for ApiError {
                 api.problem.retry_after = Some(retry_after.as_secs().max(1))
             }
             Error::Unavailable(_) => api.problem.retry_after = Some(1),
+            Error::Busy { retry_after } => {
+                api.problem.retry_after = Some(retry_after.as_secs().max(1))
+            }
             _ => {}
         }
         api
@@ -228,6 +231,12 @@ mod tests {
             ),
             (
                 Error::Unavailable(marketplace_core::StorageError::transient("busy")),
+                503,
+            ),
+            (
+                Error::Busy {
+                    retry_after: Duration::from_secs(1),
+                },
                 503,
             ),
             (
