@@ -304,6 +304,7 @@ async fn bench(
         listener,
         app.clone(),
         settings.cors.clone(),
+        settings.trusted_proxies.clone(),
         async move {
             let _ = stop_rx.await;
         },

@@ -48,6 +48,7 @@ pub mod error;
 pub mod mail;
 pub mod market;
 pub mod media;
+pub mod proxy;
 pub mod secret;
 pub mod settings;
 pub mod status;

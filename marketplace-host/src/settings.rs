@@ -87,6 +87,10 @@ pub struct Settings {
     /// earnings whose return window closed (default 10 000 ms); `0` leaves
     /// that, and scheduled payouts, to other processes.
     pub ledger_poll: Duration,
+    /// `MARKETPLACE_TRUSTED_PROXIES`: the load balancers (addresses or CIDR
+    /// blocks, comma-separated) whose `Forwarded` / `X-Forwarded-For` name the
+    /// client; unset, the connection's peer is the client.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
     /// `MARKETPLACE_PAYMENTS`: how buyers pay: `manual` (pay on delivery or by
     /// bank transfer, an admin marks checkouts paid; the default) or `stripe`
     /// (the default when `STRIPE_SECRET_KEY` is set).
@@ -144,6 +148,7 @@ impl std::fmt::Debug for Settings {
             .field("minimum_payout", &self.minimum_payout)
             .field("payout_interval", &self.payout_interval)
             .field("ledger_poll", &self.ledger_poll)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("payments", &self.payments)
             .field("payment_hold", &self.payment_hold)
             .field("capture_at_checkout", &self.capture_at_checkout)
@@ -185,6 +190,7 @@ impl Default for Settings {
             minimum_payout: None,
             payout_interval: None,
             ledger_poll: Duration::from_secs(10),
+            trusted_proxies: crate::proxy::TrustedProxies::default(),
             payments: Payments::Manual,
             payment_hold: Duration::from_secs(30 * 60),
             capture_at_checkout: false,
@@ -316,6 +322,9 @@ impl Settings {
                 concurrency.map_or(cpus, |n| n as usize).max(1),
                 queue.map_or(64, |n| n as usize),
             ));
+        }
+        if let Some(list) = get("MARKETPLACE_TRUSTED_PROXIES") {
+            s.trusted_proxies = crate::proxy::TrustedProxies::parse(&list)?;
         }
         s.payments = payments(&get)?;
         if let Some(d) = span("MARKETPLACE_PAYMENT_HOLD")? {

@@ -64,8 +64,9 @@ pub async fn run(
         max_body: settings.max_body,
     };
     let cors = settings.cors.clone();
+    let proxies = settings.trusted_proxies.clone();
     host.run(&settings, shutdown, move |stop| {
-        serve::serve(listener, app, cors, stop.signal())
+        serve::serve(listener, app, cors, proxies, stop.signal())
     })
     .await?;
     Ok(())

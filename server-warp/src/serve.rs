@@ -86,10 +86,12 @@ pub async fn serve(
     listener: TcpListener,
     app: App,
     cors: Cors,
+    proxies: marketplace_host::proxy::TrustedProxies,
     shutdown: impl Future<Output = ()>,
 ) {
     let routes = warp::service(crate::routes::all(app));
     let cors = Arc::new(cors);
+    let proxies = Arc::new(proxies);
     let builder = Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -108,10 +110,14 @@ pub async fn serve(
         };
         let routes = routes.clone();
         let cors = Arc::clone(&cors);
+        let proxies = Arc::clone(&proxies);
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let id = request_id(&req);
             let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
-            req.extensions_mut().insert(ClientAddr(peer));
+            // Behind a trusted load balancer, the client it names.
+            let client = proxies.client(peer.ip(), req.headers());
+            req.extensions_mut()
+                .insert(ClientAddr(std::net::SocketAddr::new(client, peer.port())));
             let origin = req.headers().get(http::header::ORIGIN).cloned();
             let preflight = req.method() == Method::OPTIONS
                 && req.headers().contains_key("access-control-request-method");

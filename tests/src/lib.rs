@@ -252,6 +252,7 @@ impl TestServer {
             listener,
             app.clone(),
             settings.cors.clone(),
+            settings.trusted_proxies.clone(),
             async move {
                 let _ = rx.await;
             },

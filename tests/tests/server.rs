@@ -88,6 +88,7 @@ async fn shutdown_finishes_requests_then_stops_listening() {
         listener,
         app,
         Cors::Off,
+        Default::default(),
         async move {
             let _ = rx.await;
         },

@@ -49,6 +49,7 @@ async fn the_rest_server_the_storefront_and_the_command_line_share_one_marketpla
         listener,
         app,
         marketplace_host::Cors::Off,
+        Default::default(),
         stopped(stop_rx.clone()),
     ));
 

@@ -68,6 +68,9 @@ pub struct App {
     pub secure_cookies: bool,
     /// The largest request body accepted, in bytes (image uploads).
     pub max_body: usize,
+    /// The load balancers whose forwarding headers name the client (for the
+    /// login throttle); none by default.
+    pub trusted_proxies: Arc<marketplace_host::proxy::TrustedProxies>,
 }
 
 impl App {
@@ -80,6 +83,7 @@ impl App {
             templates: Arc::new(page::Templates::new()),
             secure_cookies,
             max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
+            trusted_proxies: Arc::default(),
         }
     }
 }
@@ -125,7 +129,8 @@ pub async fn run(
     }
     let host = marketplace_host::build(&settings).await?;
     tracing::info!(%addr, database = %marketplace_host::redact_url(&settings.database_url), "storefront on http://{addr}");
-    let app = App::new(host.market.clone(), settings.max_body);
+    let mut app = App::new(host.market.clone(), settings.max_body);
+    app.trusted_proxies = Arc::new(settings.trusted_proxies.clone());
     host.run(&settings, shutdown, move |stop| async move {
         let served = axum::serve(
             listener,

@@ -179,7 +179,7 @@ pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response
     let client = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| app.trusted_proxies.client(c.0.ip(), req.headers()));
     let viewer = Viewer {
         client,
         signed_in,
