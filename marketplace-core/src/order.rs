@@ -378,6 +378,13 @@ impl<S: Storage> Marketplace<S> {
     /// an admin. Someone else's order is `NotFound`, like a missing one.
     pub async fn order(&self, who: &Principal, id: OrderId) -> Result<Order> {
         let order = self.visible_order(who, id).await?;
+        // Only the reader's answer carries the payment status: `move_order`
+        // reads the payment itself, and adds it once to what it returns.
+        let order = self
+            .with_payment_status(vec![order])
+            .await?
+            .pop()
+            .ok_or(Error::NotFound("order"))?;
         Ok(match who.role {
             Role::Buyer => order.for_buyer(),
             _ => order,
@@ -390,11 +397,6 @@ impl<S: Storage> Marketplace<S> {
             .storage()
             .order(id)
             .await?
-            .ok_or(Error::NotFound("order"))?;
-        let order = self
-            .with_payment_status(vec![order])
-            .await?
-            .pop()
             .ok_or(Error::NotFound("order"))?;
         match who.role {
             Role::Admin => Ok(order),

@@ -595,14 +595,7 @@ impl<S: Storage> Marketplace<S> {
                     .capture(&reference, p.captured, &p.capture_key())
                     .await
                 {
-                    Ok(m) => {
-                        let mut new = p.clone();
-                        new.status = PaymentStatus::Captured;
-                        new.captured = m;
-                        new.recount_refunds();
-                        new.due_at = new.has_open_refunds().then_some(now);
-                        self.changed(self.commit(p, new, Vec::new()).await?)
-                    }
+                    Ok(m) => self.captured(p, m, now).await,
                     Err(PaymentError::Declined(why)) => {
                         let mut new = p.clone();
                         new.status = PaymentStatus::Failed;
@@ -622,14 +615,7 @@ impl<S: Storage> Marketplace<S> {
                     }
                     Err(e) => match provider.state(&reference).await {
                         // The capture went through; its answer was lost.
-                        Ok(ProviderState::Captured(m)) => {
-                            let mut new = p.clone();
-                            new.status = PaymentStatus::Captured;
-                            new.captured = m;
-                            new.recount_refunds();
-                            new.due_at = new.has_open_refunds().then_some(now);
-                            self.changed(self.commit(p, new, Vec::new()).await?)
-                        }
+                        Ok(ProviderState::Captured(m)) => self.captured(p, m, now).await,
                         _ => self.wait(p, e).await,
                     },
                 }
@@ -729,6 +715,16 @@ impl<S: Storage> Marketplace<S> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Records a finished capture of `m`; the refunds waiting for it are due.
+    async fn captured(&self, p: &Payment, m: Money, now: DateTime<Utc>) -> Result<Step> {
+        let mut new = p.clone();
+        new.status = PaymentStatus::Captured;
+        new.captured = m;
+        new.recount_refunds();
+        new.due_at = new.has_open_refunds().then_some(now);
+        self.changed(self.commit(p, new, Vec::new()).await?)
     }
 
     /// A payment captured after its checkout ended (or with nothing left to
