@@ -11,6 +11,8 @@
 //! | `no_postgres` | `TEST_POSTGRES_URL` is unset or empty |
 //! | `no_mongodb` | `TEST_MONGODB_URL` is unset or empty |
 //! | `no_stripe` | `TEST_STRIPE_URL` (localstripe) is unset or empty |
+//! | `no_s3` | `TEST_S3_URL` (an S3-compatible server, e.g. moto) is unset or empty |
+//! | `no_haproxy` | no `haproxy` on `PATH` (Debian's package `haproxy`) |
 //! | `no_smtp` | no Python with aiosmtpd: `$MARKETPLACE_TEST_PYTHON`, `python3`, `/usr/bin/python3` |
 //!
 //! A test that needs one carries, for example,
@@ -25,10 +27,11 @@
 use std::process::{Command, Stdio};
 
 /// The servers named by a URL variable: (cfg, variable).
-const URL_SERVERS: [(&str, &str); 3] = [
+const URL_SERVERS: [(&str, &str); 4] = [
     ("no_postgres", "TEST_POSTGRES_URL"),
     ("no_mongodb", "TEST_MONGODB_URL"),
     ("no_stripe", "TEST_STRIPE_URL"),
+    ("no_s3", "TEST_S3_URL"),
 ];
 
 /// The variable naming a Python to run the SMTP test server with.
@@ -50,6 +53,18 @@ fn main() {
     println!("cargo::rerun-if-env-changed={PYTHON_ENV}");
     if !ci && !python_with_aiosmtpd() {
         println!("cargo::rustc-cfg=no_smtp");
+    }
+    println!("cargo::rustc-check-cfg=cfg(no_haproxy)");
+    println!("cargo::rerun-if-env-changed=PATH");
+    let haproxy = Command::new("haproxy")
+        .arg("-v")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ci && !haproxy {
+        println!("cargo::rustc-cfg=no_haproxy");
     }
 }
 

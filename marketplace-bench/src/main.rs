@@ -293,6 +293,8 @@ async fn bench(
     settings.sql.max_connections = args.pool;
     settings.jwt_secret = Some("benchmark-secret-of-at-least-32-bytes-long".into());
     settings.media_dir = dir.join("media");
+    // A shared database needs the public address every instance names.
+    settings.public_url = Some("http://marketplace.bench".into());
     // Seeded accounts are hashed at the cheapest cost: seeding measures nothing.
     settings.hash_cost = marketplace_core::HashCost::FAST_INSECURE;
     settings.outbox_poll = Duration::ZERO;

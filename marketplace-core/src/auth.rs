@@ -20,8 +20,8 @@ use crate::fields::{Email, Password};
 use crate::ids::{TokenFamilyId, UserId};
 use crate::marketplace::Marketplace;
 use crate::notify::Notification;
-use crate::storage::{RotateOutcome, Storage, TokenEffect};
-use crate::user::{Principal, Role};
+use crate::storage::{LoginAttempt, RotateOutcome, Storage, TokenEffect};
+use crate::user::{Principal, Role, User};
 
 /// A signing secret for access tokens. Its `Debug` never shows the value.
 #[derive(Clone)]
@@ -96,11 +96,13 @@ pub struct AuthConfig {
     pub reset_password_ttl: Duration,
     /// Whether an unverified email blocks cart and checkout (default off).
     pub require_verified_email: bool,
-    /// Failed logins allowed per account within `throttle_window` (default 5).
+    /// Login attempts allowed per account within `throttle_window` (default 5,
+    /// at least 1); a successful login starts the account's count afresh.
     pub max_failures_per_account: u32,
-    /// Failed logins allowed per client address within `throttle_window` (default 20).
+    /// Login attempts allowed per client address within `throttle_window`
+    /// (default 20, at least 1); a successful login does not count.
     pub max_failures_per_client: u32,
-    /// The window failures are counted in (default 15 minutes).
+    /// The window attempts are counted in (default 15 minutes).
     pub throttle_window: Duration,
     /// Password hashing cost.
     pub hash_cost: HashCost,
@@ -355,6 +357,14 @@ pub(crate) async fn verify_password(password: &str, hash: &str) -> Result<bool> 
     .map_err(Error::internal)?
 }
 
+/// A login attempt counted under a throttle key, remembered so it can be given
+/// back.
+#[derive(Clone, Copy)]
+struct TakenAttempt<'k> {
+    key: &'k str,
+    window_started: DateTime<Utc>,
+}
+
 impl<S: Storage> Marketplace<S> {
     /// Establishes who presents an access token: checks signature, algorithm,
     /// issuer, expiry and issue time, then, in one storage read, that the account
@@ -392,8 +402,11 @@ impl<S: Storage> Marketplace<S> {
         })
     }
 
-    /// Signs in with email and password. Failures are throttled per account and
-    /// per `client` address; the error never says whether the email exists.
+    /// Signs in with email and password. Attempts are throttled per account and
+    /// per `client` address: each is counted before the password is checked, so
+    /// concurrent guesses get no more tries than sequential ones. A success
+    /// clears the account's count and gives back its own attempt on the client
+    /// address. The error never says whether the email exists.
     pub async fn login(
         &self,
         email: &str,
@@ -404,20 +417,64 @@ impl<S: Storage> Marketplace<S> {
         let now = self.now();
         // Only a valid address can name an account, so only a valid address gets an
         // account throttle key: the raw text a client sent never reaches storage
-        // (a NUL or any other byte it cannot hold would fail there).
+        // (a NUL or any other byte it cannot hold would fail there). Without one,
+        // only the client address counts.
         let email = Email::parse(email).ok();
         let account_key = email.as_ref().map(|e| format!("account:{e}"));
         let client_key = client.map(|ip| format!("client:{ip}"));
-        if let Some(key) = &account_key {
-            self.check_throttle(key, cfg.max_failures_per_account, now)
-                .await?;
-        }
-        if let Some(key) = &client_key {
-            self.check_throttle(key, cfg.max_failures_per_client, now)
-                .await?;
-        }
+        let on_account = match &account_key {
+            Some(key) => Some(
+                self.take_login_attempt(key, cfg.max_failures_per_account, now)
+                    .await?,
+            ),
+            None => None,
+        };
+        let on_client = match &client_key {
+            Some(key) => match self
+                .take_login_attempt(key, cfg.max_failures_per_client, now)
+                .await
+            {
+                Ok(taken) => Some(taken),
+                Err(refused) => {
+                    // This attempt never reaches the password: it does not count
+                    // against the account either.
+                    self.give_back_login_attempts(&[on_account]).await;
+                    return Err(refused);
+                }
+            },
+            None => None,
+        };
 
-        let user = match &email {
+        let user = match self.check_password(email.as_ref(), password).await {
+            Ok(user) => user,
+            Err(e) => {
+                // Nothing was decided (storage down, hashing busy): the attempts
+                // are not spent.
+                self.give_back_login_attempts(&[on_account, on_client])
+                    .await;
+                return Err(e);
+            }
+        };
+        // A wrong guess keeps the attempts it took.
+        let user = user.ok_or(Error::InvalidCredentials)?;
+        if let Some(key) = &account_key {
+            self.storage().clear_login_attempts(key).await?;
+        }
+        // Only this login's own attempt: a client cannot erase its wrong guesses
+        // by signing in to an account of its own in between.
+        if let Some(taken) = on_client {
+            self.storage()
+                .give_back_login_attempt(taken.key, taken.window_started)
+                .await?;
+        }
+        self.issue_tokens(user.id, user.role, TokenFamilyId(self.new_id()))
+            .await
+    }
+
+    /// The active account `email` names when `password` is its password; `None`
+    /// for a wrong password, an unknown email or a deactivated account.
+    async fn check_password(&self, email: Option<&Email>, password: &str) -> Result<Option<User>> {
+        let user = match email {
             Some(e) => self.storage().user_by_email(e.as_str()).await?,
             None => None,
         };
@@ -431,36 +488,50 @@ impl<S: Storage> Marketplace<S> {
             .hashing
             .run(verify_password(password, hash))
             .await?;
-        let user = match user {
-            Some(u) if ok && u.active => u,
-            _ => {
-                let window = cfg.throttle_window;
-                for key in account_key.iter().chain(&client_key) {
-                    self.storage()
-                        .record_login_failure(key, now, window)
-                        .await?;
-                }
-                return Err(Error::InvalidCredentials);
-            }
-        };
-        if let Some(key) = &account_key {
-            self.storage().clear_login_failures(key).await?;
-        }
-        self.issue_tokens(user.id, user.role, TokenFamilyId(self.new_id()))
-            .await
+        Ok(user.filter(|u| ok && u.active))
     }
 
-    async fn check_throttle(&self, key: &str, max: u32, now: DateTime<Utc>) -> Result<()> {
+    /// Takes one login attempt under `key`, or `RateLimited` until its window
+    /// ends when the window already holds `max`.
+    async fn take_login_attempt<'k>(
+        &self,
+        key: &'k str,
+        max: u32,
+        now: DateTime<Utc>,
+    ) -> Result<TakenAttempt<'k>> {
         let window = self.inner.config.auth.throttle_window;
-        if let Some(f) = self.storage().login_failures(key, now, window).await?
-            && f.count >= max
-        {
-            let wait = (f.window_started + window - now).num_seconds().max(1);
-            return Err(Error::RateLimited {
-                retry_after: StdDuration::from_secs(wait.unsigned_abs()),
-            });
+        // A limit of 0 would lock everyone out for good: one attempt is the least.
+        let max = max.max(1);
+        let attempt = self
+            .retry(|| self.storage().take_login_attempt(key, now, window, max))
+            .await?;
+        match attempt {
+            LoginAttempt::Taken { window_started, .. } => Ok(TakenAttempt {
+                key,
+                window_started,
+            }),
+            LoginAttempt::Refused { window_started } => {
+                let wait = (window_started + window - now).num_seconds().max(1);
+                Err(Error::RateLimited {
+                    retry_after: StdDuration::from_secs(wait.unsigned_abs()),
+                })
+            }
         }
-        Ok(())
+    }
+
+    /// Gives back attempts that never got a verdict. Best effort: the caller is
+    /// already answering with another error, and an attempt left counted only
+    /// errs on the side of caution.
+    async fn give_back_login_attempts(&self, taken: &[Option<TakenAttempt<'_>>]) {
+        for t in taken.iter().flatten() {
+            if let Err(e) = self
+                .storage()
+                .give_back_login_attempt(t.key, t.window_started)
+                .await
+            {
+                tracing::warn!(error = %e, "could not give back a login attempt");
+            }
+        }
     }
 
     async fn issue_tokens(

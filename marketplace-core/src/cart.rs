@@ -455,7 +455,7 @@ impl<S: Storage> Marketplace<S> {
                 added_at: e.added_at,
                 product: listing
                     .sellable(e.product_id)
-                    .map(|p| ProductView::of(p, now)),
+                    .map(|p| self.product_view(p, now)),
             })
             .collect())
     }

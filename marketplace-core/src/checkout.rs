@@ -189,6 +189,10 @@ impl<S: Storage> Marketplace<S> {
 
         match self.retry(|| self.storage().commit_checkout(&plan)).await? {
             CheckoutOutcome::Committed => {
+                // The checkout is committed with its payment due: a request cut
+                // off here (at its deadline) or a crash leaves the payment to be
+                // opened by the money worker, or by the request repeated with its
+                // idempotency key, with the same key at the provider.
                 let payment = match plan.payment {
                     Some(p) => Some(self.open_payment(p, buyer.email.as_str()).await?),
                     None => None,

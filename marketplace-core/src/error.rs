@@ -80,7 +80,8 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// An upload is not of an accepted type.
     UnsupportedMediaType,
-    /// Storage is temporarily unavailable; the same request may be repeated.
+    /// Storage is temporarily unavailable, the server is at capacity, or the
+    /// request ran out of time (its deadline); the same request may be repeated.
     Unavailable,
     /// A failure of ours; its details are for the log, never for the caller.
     Internal,
@@ -150,6 +151,14 @@ pub enum Error {
     /// Storage stayed unavailable through every retry; the request may be repeated.
     #[error("storage temporarily unavailable")]
     Unavailable(#[source] StorageError),
+    /// The request did not finish before its [deadline](crate::deadline): a
+    /// retry loop stopped there, or the host cut the request off. Each store
+    /// step is atomic, so no step is half applied; steps already done stay done
+    /// (a checkout repeated with its idempotency key finds its orders). The
+    /// request may be repeated; the source, when there is one, is the last
+    /// failure, for the log.
+    #[error("the request did not finish in time")]
+    DeadlineExceeded(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The server is at capacity for this kind of work (password hashing);
     /// the request may be repeated after the given delay.
     #[error("too busy, retry in {} s", .retry_after.as_secs())]
@@ -189,6 +198,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Unavailable(_) => "unavailable",
             Error::Busy { .. } => "busy",
+            Error::DeadlineExceeded(_) => "deadline_exceeded",
             Error::Internal(_) => "internal",
         }
     }
@@ -215,7 +225,9 @@ impl Error {
             Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Error::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
-            Error::Unavailable(_) | Error::Busy { .. } => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::Busy { .. } | Error::DeadlineExceeded(_) => {
+                ErrorKind::Unavailable
+            }
             Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -269,8 +281,16 @@ impl From<StorageError> for Error {
             }
             StorageError::Precondition(msg) => Error::conflict("conflict", msg),
             e @ StorageError::Transient(_) => Error::Unavailable(e),
+            e @ StorageError::DeadlineExceeded(_) => Error::DeadlineExceeded(Box::new(e)),
             e => Error::Internal(Box::new(e)),
         }
+    }
+}
+
+/// A request cut off at its deadline.
+impl From<crate::deadline::Exceeded> for Error {
+    fn from(e: crate::deadline::Exceeded) -> Self {
+        Error::DeadlineExceeded(Box::new(e))
     }
 }
 
@@ -355,6 +375,16 @@ mod tests {
             ),
             (
                 Error::from(StorageError::Transient("busy".into())),
+                ErrorKind::Unavailable,
+            ),
+            (
+                Error::from(StorageError::deadline_exceeded(StorageError::transient(
+                    "busy",
+                ))),
+                ErrorKind::Unavailable,
+            ),
+            (
+                Error::from(crate::deadline::Exceeded),
                 ErrorKind::Unavailable,
             ),
             (Error::internal("boom"), ErrorKind::Internal),

@@ -11,6 +11,14 @@
 //! [`LARGE_SIDE`] pixels on its longer side, whose URL the product lists, and a
 //! thumbnail of at most [`THUMBNAIL_SIDE`] pixels beside it (`…-thumb.<ext>`,
 //! listed in the product view's `thumbnails`).
+//!
+//! A product stores the *key* of an uploaded image
+//! (`products/<product>/<image>.<ext>`), not its URL: the URL is built when the
+//! product is read, from the media base of [`Config`](crate::Config) at that
+//! moment. So every instance of a marketplace behind one load balancer names
+//! the same image with the same public URL, and moving the images to a CDN or
+//! another bucket is a change of setting, not of data. Images given as outside
+//! URLs are stored as given.
 
 use std::io::Cursor;
 
@@ -185,6 +193,46 @@ fn stored_image(path: &str) -> Option<bool> {
     .then_some(thumbnail)
 }
 
+/// Whether `stored` is the key of an image this marketplace stored (and not an
+/// outside URL).
+fn is_key(stored: &str) -> bool {
+    stored.split('/').count() == 3 && stored_image(stored).is_some()
+}
+
+/// The URL of an image as a product stores it: a stored key is served from
+/// `media_base`; an outside URL (or one stored before images were stored by
+/// key) is its own URL.
+pub fn image_url(media_base: &str, stored: &str) -> String {
+    if is_key(stored) {
+        format!("{}/{stored}", media_base.trim_end_matches('/'))
+    } else {
+        stored.to_owned()
+    }
+}
+
+/// What a product stores for an image a client sent: the key, when the URL is
+/// one of this marketplace's own under `media_base` (a client sends back the
+/// URLs it was shown), or a key itself; anything else as sent.
+pub(crate) fn image_key(media_base: &str, given: &str) -> String {
+    let base = media_base.trim_end_matches('/');
+    match given
+        .strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('/'))
+    {
+        Some(key) if is_key(key) => key.to_owned(),
+        _ => given.to_owned(),
+    }
+}
+
+/// Whether `stored` may be kept in a product's images: a key of ours, or an
+/// http(s) URL.
+pub(crate) fn valid_image(stored: &str) -> bool {
+    is_key(stored)
+        || (stored.len() <= 2048
+            && (stored.starts_with("https://") || stored.starts_with("http://"))
+            && !stored.chars().any(|c| c.is_whitespace() || c.is_control()))
+}
+
 /// The thumbnail URL of a stored image's URL: the uploaded images of this
 /// marketplace have one beside them (`<id>-thumb.<ext>`); any other URL is its
 /// own thumbnail.
@@ -238,10 +286,6 @@ impl<S: Storage> Marketplace<S> {
                 .await
                 .map_err(Error::internal)?;
         }
-        let url = format!(
-            "{}/{key}",
-            self.inner.config.media_url.trim_end_matches('/')
-        );
         loop {
             let current = self.editable_product(who, product_id).await?;
             if current.images.len() >= limits.max_images {
@@ -251,9 +295,9 @@ impl<S: Storage> Marketplace<S> {
                 ));
             }
             let mut p = current.clone();
-            p.images.push(url.clone());
+            p.images.push(key.clone());
             if let Some(p) = self.save_product(p, current.version).await? {
-                return Ok(ProductView::of(&p, self.now()));
+                return Ok(self.product_view(&p, self.now()));
             }
         }
     }
@@ -262,8 +306,7 @@ impl<S: Storage> Marketplace<S> {
     pub async fn image(&self, key: &str) -> Result<StoredImage> {
         // Keys are ours: products/<uuid>/<uuid>[-thumb].<ext>; anything else is
         // not an image.
-        let valid = key.split('/').count() == 3 && stored_image(key).is_some();
-        if !valid {
+        if !is_key(key) {
             return Err(Error::NotFound("image"));
         }
         let result = match self.inner.images.get(&Path::from(key)).await {
@@ -294,6 +337,31 @@ mod tests {
         assert_eq!(sniff_image(&webp), Some(("image/webp", "webp")));
         assert_eq!(sniff_image(b"GIF89a......"), None);
         assert_eq!(sniff_image(b"<svg xmlns='...'>"), None);
+    }
+
+    #[test]
+    fn stored_keys_are_served_from_the_media_base_of_the_moment() {
+        let key = format!(
+            "products/{}/{}.png",
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7()
+        );
+        let cdn = "https://cdn.example/m/";
+        let url = image_url(cdn, &key);
+        assert_eq!(url, format!("https://cdn.example/m/{key}"));
+        // A URL shown to a client comes back as the key; so does the key itself.
+        assert_eq!(image_key(cdn, &url), key);
+        assert_eq!(image_key(cdn, &key), key);
+        // Under another base, or not an image of ours: kept as sent.
+        let elsewhere = format!("https://old.example/media/{key}");
+        assert_eq!(image_key(cdn, &elsewhere), elsewhere);
+        assert_eq!(image_url(cdn, &elsewhere), elsewhere);
+        assert_eq!(
+            image_key(cdn, "https://cdn.example/m/lamp.jpg"),
+            "https://cdn.example/m/lamp.jpg"
+        );
+        assert!(valid_image(&key) && valid_image(&elsewhere));
+        assert!(!valid_image("products/x/y.png") && !valid_image("ftp://a/b.png"));
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //!   balances, and payouts through a [`PayoutProvider`].
 //! - [`payment`]: one payment per checkout through a [`PaymentProvider`]: held
 //!   stock that expires, capture once, refunds on cancellation and return.
+//! - [`deadline`]: the request deadline a host sets once per request; every
+//!   retry loop, core's and the backends', stops there.
 //!
 //! ## Example
 //! ```no_run
@@ -47,6 +49,7 @@ pub mod catalog;
 pub mod checkout;
 pub mod clock;
 pub mod commission;
+pub mod deadline;
 pub mod error;
 pub mod fields;
 pub mod ids;

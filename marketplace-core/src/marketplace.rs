@@ -21,6 +21,36 @@ use crate::payout::{ManualPayouts, PayoutProvider};
 use crate::storage::{Storage, StorageError};
 use crate::user::{Principal, Role, User};
 
+/// Runs a storage call, repeating it while it fails with
+/// [`StorageError::Transient`]: up to five attempts, 10..20 ms before the
+/// second and doubling from there, jittered. A backoff that would end at or
+/// past the [request deadline](crate::deadline) is not slept: the call ends
+/// with [`StorageError::DeadlineExceeded`] carrying the last failure.
+pub(crate) async fn retry_transient<T, F, Fut>(mut call: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StorageError>>,
+{
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(StorageError::Transient(e)) if attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                let base = 5u64 << attempt;
+                let wait = StdDuration::from_millis(base + rand::thread_rng().gen_range(0..=base));
+                if !crate::deadline::allows(wait) {
+                    tracing::debug!(attempt, error = %e, "transient storage failure at the request deadline");
+                    return Err(StorageError::DeadlineExceeded(e));
+                }
+                tracing::debug!(attempt, error = %e, "transient storage failure, retrying");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Bounds on what one account may accumulate or send.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -313,26 +343,14 @@ impl<S: Storage> Marketplace<S> {
 
     /// Runs a storage call, repeating it while the backend reports a transient
     /// failure (serialization conflicts, busy databases), up to five attempts with
-    /// jittered exponential backoff.
-    pub(crate) async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, StorageError>
+    /// jittered exponential backoff, and never past the request deadline (see
+    /// [`retry_transient`]).
+    pub(crate) async fn retry<T, F, Fut>(&self, call: F) -> Result<T, StorageError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StorageError>>,
     {
-        const ATTEMPTS: u32 = 5;
-        let mut attempt = 0;
-        loop {
-            match call().await {
-                Err(StorageError::Transient(e)) if attempt + 1 < ATTEMPTS => {
-                    attempt += 1;
-                    let base = 5u64 << attempt;
-                    let wait = base + rand::thread_rng().gen_range(0..=base);
-                    tracing::debug!(attempt, error = %e, "transient storage failure, retrying");
-                    tokio::time::sleep(StdDuration::from_millis(wait)).await;
-                }
-                other => return other,
-            }
-        }
+        retry_transient(call).await
     }
 
     /// Loads the caller's account, refusing a deactivated one.

@@ -44,6 +44,12 @@ pub enum Error {
         "JWT_SECRET is not set; it is required in production and with a shared database (set it to 32 or more random bytes)"
     )]
     SecretRequired,
+    /// A shared database without a public URL: each instance would name images
+    /// and mail links by its own address.
+    #[error(
+        "MARKETPLACE_PUBLIC_URL is not set; it is required with a shared database, where several instances must name images and links alike (set it to the address clients reach the load balancer at, e.g. https://shop.example; or set both MARKETPLACE_STOREFRONT_URL and MARKETPLACE_MEDIA_BASE_URL)"
+    )]
+    PublicUrlRequired,
     /// The configured `JWT_SECRET` is not usable (too short).
     #[error("JWT_SECRET: {0}")]
     Secret(String),

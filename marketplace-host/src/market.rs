@@ -29,6 +29,11 @@ impl Settings {
     /// secret the policy of [`jwt_secret`](crate::jwt_secret) gives for
     /// `secret_file`.
     pub fn marketplace_config(&self, secret_file: Option<&Path>) -> Result<Config> {
+        let named_alike = self.public_url.is_some()
+            || (self.storefront_url.is_some() && self.media_base_url.is_some());
+        if !self.local_store() && !named_alike {
+            return Err(Error::PublicUrlRequired);
+        }
         let mut auth = AuthConfig::new(crate::secret::jwt_secret(self, secret_file)?);
         auth.hash_cost = self.hash_cost;
         if let Some((at_once, waiting)) = self.hash_slots {
@@ -78,7 +83,7 @@ pub async fn build(settings: &Settings) -> Result<Host> {
     let (storage, secret_file) =
         crate::store::open_storage(&settings.database_url, &settings.sql).await?;
     let config = settings.marketplace_config(secret_file.as_deref())?;
-    let images = crate::media::image_store(&settings.media_dir)?;
+    let images = crate::media::configured_store(settings)?;
     let payments: Arc<dyn marketplace_core::PaymentProvider> = match &settings.payments {
         crate::settings::Payments::Manual => Arc::new(marketplace_core::ManualPayments),
         crate::settings::Payments::Stripe(c) => Arc::new(
@@ -129,6 +134,41 @@ mod tests {
             bootstrap_admin: Some(("root@example.com".into(), "a long passphrase".into())),
             ..Settings::default()
         }
+    }
+
+    #[test]
+    fn a_shared_database_needs_one_public_url_for_every_instance() {
+        let shared = Settings {
+            database_url: "postgres://db.internal/shop".into(),
+            jwt_secret: Some("j".repeat(40)),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            shared.marketplace_config(None),
+            Err(Error::PublicUrlRequired)
+        ));
+        let half = Settings {
+            media_base_url: Some("https://cdn.example/m".into()),
+            ..shared.clone()
+        };
+        assert!(matches!(
+            half.marketplace_config(None),
+            Err(Error::PublicUrlRequired)
+        ));
+        let public = Settings {
+            public_url: Some("https://shop.example".into()),
+            ..shared.clone()
+        };
+        let config = public.marketplace_config(None).unwrap();
+        assert_eq!(config.media_url, "https://shop.example/media");
+        let split = Settings {
+            storefront_url: Some("https://shop.example".into()),
+            ..half
+        };
+        assert_eq!(
+            split.marketplace_config(None).unwrap().media_url,
+            "https://cdn.example/m"
+        );
     }
 
     #[tokio::test]

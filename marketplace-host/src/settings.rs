@@ -54,10 +54,21 @@ pub struct Settings {
     pub currency: Currency,
     /// `MARKETPLACE_MEDIA_DIR`: where uploaded images are kept (default `./media`).
     pub media_dir: PathBuf,
+    /// `MARKETPLACE_MEDIA_STORE`: an S3-compatible bucket to keep uploaded images
+    /// in instead, `s3://bucket[/prefix]`, reached with the usual `AWS_*`
+    /// variables (`AWS_ENDPOINT_URL` for a store other than AWS). Several
+    /// instances behind one load balancer need a store they share.
+    pub media_store: Option<String>,
     /// `MARKETPLACE_CORS_ORIGINS`: `*` or a comma-separated list (default none).
     pub cors: Cors,
     /// `MARKETPLACE_MAX_BODY_BYTES`: largest JSON body (default 64 KiB).
     pub max_body: u64,
+    /// `MARKETPLACE_REQUEST_TIMEOUT`: how long one request may take, from its
+    /// arrival (its body included) to its answer (default `15s`; `0` or `off`:
+    /// no limit). Past it the answer is 503 `deadline_exceeded` with
+    /// `Retry-After`; the storage retry loops stop there too (see
+    /// [`marketplace_core::deadline`]).
+    pub request_timeout: Option<Duration>,
     /// `MAIL_DIR`: the development mailer writes each message here as `.eml`
     /// (used when `MAIL` is unset).
     pub mail_dir: Option<PathBuf>,
@@ -138,8 +149,10 @@ impl std::fmt::Debug for Settings {
             .field("media_base_url", &self.media_base_url)
             .field("currency", &self.currency)
             .field("media_dir", &self.media_dir)
+            .field("media_store", &self.media_store)
             .field("cors", &self.cors)
             .field("max_body", &self.max_body)
+            .field("request_timeout", &self.request_timeout)
             .field("mail_dir", &self.mail_dir)
             .field("smtp", &self.smtp)
             .field("delivery", &self.delivery)
@@ -180,8 +193,10 @@ impl Default for Settings {
             media_base_url: None,
             currency: Currency::USD,
             media_dir: PathBuf::from("media"),
+            media_store: None,
             cors: Cors::Off,
             max_body: 64 * 1024,
+            request_timeout: Some(Duration::from_secs(15)),
             mail_dir: None,
             smtp: None,
             delivery: DeliveryPolicy::default(),
@@ -269,6 +284,18 @@ impl Settings {
         if let Some(v) = get("MARKETPLACE_MEDIA_DIR") {
             s.media_dir = v.into();
         }
+        if let Some(v) = get("MARKETPLACE_MEDIA_STORE") {
+            if crate::media::s3_location(&v).is_none() {
+                return Err(Error::setting(
+                    "MARKETPLACE_MEDIA_STORE",
+                    format!(
+                        "MARKETPLACE_MEDIA_STORE={v} is not s3://bucket or s3://bucket/prefix \
+                         (unset it to keep images in MARKETPLACE_MEDIA_DIR)"
+                    ),
+                ));
+            }
+            s.media_store = Some(v);
+        }
         if let Some(v) = get("MARKETPLACE_CORS_ORIGINS") {
             s.cors = Cors::parse(&v);
         }
@@ -296,6 +323,13 @@ impl Settings {
                 })
                 .transpose()
         };
+        if let Some(v) = get("MARKETPLACE_REQUEST_TIMEOUT") {
+            s.request_timeout = if v.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                span("MARKETPLACE_REQUEST_TIMEOUT")?.filter(|d| !d.is_zero())
+            };
+        }
         if let Some(d) = span("MARKETPLACE_RETURN_WINDOW")? {
             s.return_window = d;
         }
@@ -480,6 +514,32 @@ pub(crate) mod tests {
         ] {
             let e = lookup(&[(var, value)]).unwrap_err();
             assert!(e.to_string().contains(var), "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_request_timeout_is_a_duration_or_off() {
+        assert_eq!(
+            lookup(&[]).unwrap().request_timeout,
+            Some(Duration::from_secs(15))
+        );
+        for (value, expected) in [
+            ("10s", Some(Duration::from_secs(10))),
+            ("1500ms", Some(Duration::from_millis(1500))),
+            ("2min", Some(Duration::from_secs(120))),
+            ("0", None),
+            ("off", None),
+            (" OFF ", None),
+        ] {
+            let s = lookup(&[("MARKETPLACE_REQUEST_TIMEOUT", value)]).unwrap();
+            assert_eq!(s.request_timeout, expected, "{value}");
+        }
+        for value in ["soon", "-1s", "10"] {
+            let e = lookup(&[("MARKETPLACE_REQUEST_TIMEOUT", value)]).unwrap_err();
+            assert!(
+                e.to_string().contains("MARKETPLACE_REQUEST_TIMEOUT"),
+                "{value}: {e}"
+            );
         }
     }
 

@@ -21,6 +21,9 @@ pub struct App {
     pub market: Market,
     /// Largest JSON body accepted, in bytes.
     pub max_body: u64,
+    /// How long one request may take before it is answered 503
+    /// `deadline_exceeded` (`MARKETPLACE_REQUEST_TIMEOUT`); `None`: no limit.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// The client's address, as the connection saw it.

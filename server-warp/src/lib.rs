@@ -43,6 +43,7 @@ pub async fn build(settings: &Settings) -> Result<(App, Arc<dyn Mailer>)> {
     let app = App {
         market: host.market,
         max_body: settings.max_body,
+        request_timeout: settings.request_timeout,
     };
     Ok((app, host.mailer))
 }
@@ -62,6 +63,7 @@ pub async fn run(
     let app = App {
         market: host.market.clone(),
         max_body: settings.max_body,
+        request_timeout: settings.request_timeout,
     };
     let cors = settings.cors.clone();
     let proxies = settings.trusted_proxies.clone();

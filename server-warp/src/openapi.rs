@@ -121,7 +121,11 @@ impl Modify for CommonResponses {
                     add("404", "no such resource, or not the caller's");
                 }
                 add("500", "unexpected failure (logged, never detailed)");
-                add("503", "storage temporarily unavailable; retry");
+                add(
+                    "503",
+                    "storage temporarily unavailable (`unavailable`), or the request ran past \
+                     MARKETPLACE_REQUEST_TIMEOUT (`deadline_exceeded`); retry after `Retry-After`",
+                );
             }
         }
     }

@@ -134,7 +134,7 @@ impl From<Error> for ApiError {
             Error::RateLimited { retry_after } => {
                 api.problem.retry_after = Some(retry_after.as_secs().max(1))
             }
-            Error::Unavailable(_) => api.problem.retry_after = Some(1),
+            Error::Unavailable(_) | Error::DeadlineExceeded(_) => api.problem.retry_after = Some(1),
             Error::Busy { retry_after } => {
                 api.problem.retry_after = Some(retry_after.as_secs().max(1))
             }
@@ -239,6 +239,7 @@ mod tests {
                 },
                 503,
             ),
+            (Error::from(marketplace_core::deadline::Exceeded), 503),
             (
                 Error::from(marketplace_core::StorageError::backend("boom")),
                 500,
@@ -247,6 +248,20 @@ mod tests {
         for (e, status) in cases {
             assert_eq!(status_of(&e).as_u16(), status, "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_request_past_its_deadline_says_when_to_retry() {
+        let res = ApiError::from(Error::from(marketplace_core::deadline::Exceeded)).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get(http::header::RETRY_AFTER),
+            Some(&http::HeaderValue::from_static("1"))
+        );
+        assert_eq!(
+            res.headers().get(http::header::CONTENT_TYPE),
+            Some(&http::HeaderValue::from_static("application/problem+json"))
+        );
     }
 
     #[test]

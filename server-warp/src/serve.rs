@@ -1,5 +1,18 @@
-//! The HTTP listener: request ids, access logs, CORS, and graceful shutdown
-//! around the warp routes.
+//! The HTTP listener: request ids, access logs, CORS, the request deadline and
+//! graceful shutdown around the warp routes.
+//!
+//! Every request runs under its deadline (`MARKETPLACE_REQUEST_TIMEOUT` after
+//! its head arrived, see [`marketplace_core::deadline`]): the storage retry
+//! loops underneath stop there, and the handler is cut off at that same
+//! instant, answered 503 `deadline_exceeded` with `Retry-After`. Cutting a
+//! handler off drops its future at an `.await`, which to the work it was doing
+//! is the process dying there: every store write is one atomic step, so none is
+//! half applied, and the flows of several steps survive a crash between them.
+//! An image upload stores the blobs, then lists them on the product (cut in
+//! between: blobs nobody lists, as after a crash); a checkout commits, then
+//! opens its payment at the provider (cut in between: the payment stays due,
+//! and the money worker or the request repeated with its idempotency key opens
+//! it).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +33,7 @@ use tracing::Instrument;
 use warp::reply::Response;
 
 use crate::extract::{App, ClientAddr};
+use crate::problem::ApiError;
 
 pub use marketplace_host::Cors;
 
@@ -89,6 +103,7 @@ pub async fn serve(
     proxies: marketplace_host::proxy::TrustedProxies,
     shutdown: impl Future<Output = ()>,
 ) {
+    let timeout = app.request_timeout;
     let routes = warp::service(crate::routes::all(app));
     let cors = Arc::new(cors);
     let proxies = Arc::new(proxies);
@@ -112,6 +127,8 @@ pub async fn serve(
         let cors = Arc::clone(&cors);
         let proxies = Arc::clone(&proxies);
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            // The request's head is here: its time starts now.
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
             let id = request_id(&req);
             let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
             // Behind a trusted load balancer, the client it names.
@@ -159,9 +176,17 @@ pub async fn serve(
                         inner,
                         ended: Arc::clone(&ended),
                     });
-                    let mut res = match routes.call(req).await {
-                        Ok(res) => res,
-                        Err(never) => match never {},
+                    let answered = match deadline {
+                        Some(at) => marketplace_core::deadline::until(at, routes.call(req)).await,
+                        None => Ok(routes.call(req).await),
+                    };
+                    let mut res = match answered {
+                        Ok(Ok(res)) => res,
+                        Ok(Err(never)) => match never {},
+                        Err(exceeded) => {
+                            tracing::warn!(timeout = ?timeout, "request cut off at its deadline");
+                            ApiError::from(marketplace_core::Error::from(exceeded)).into_response()
+                        }
                     };
                     if !ended.load(Ordering::Relaxed) {
                         res.headers_mut()

@@ -5,12 +5,12 @@ use chrono::{DateTime, Duration, Utc};
 use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::outbox::OutboxMessage;
-use marketplace_core::storage::{LoginFailures, RotateOutcome, TokenEffect};
+use marketplace_core::storage::{LoginAttempt, RotateOutcome, TokenEffect};
 use marketplace_core::{
     AccountStore, AddressId, SellerStatus, StorageError, StorageResult, TokenFamilyId, User, UserId,
 };
 
-use crate::{MemoryStorage, RefreshState};
+use crate::{MemoryStorage, RefreshState, ThrottleWindow};
 
 #[async_trait]
 impl AccountStore for MemoryStorage {
@@ -224,42 +224,54 @@ impl AccountStore for MemoryStorage {
         Ok(true)
     }
 
-    async fn record_login_failure(
+    async fn take_login_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         window: Duration,
-    ) -> StorageResult<LoginFailures> {
+        max: u32,
+    ) -> StorageResult<LoginAttempt> {
         let mut s = self.lock();
-        let entry = s.throttle.entry(key.to_owned()).or_insert(LoginFailures {
+        let w = s.throttle.entry(key.to_owned()).or_insert(ThrottleWindow {
             count: 0,
-            window_started: now,
+            started: now,
         });
-        if entry.window_started + window <= now {
-            *entry = LoginFailures {
+        if w.started + window <= now {
+            *w = ThrottleWindow {
                 count: 0,
-                window_started: now,
+                started: now,
             };
         }
-        entry.count += 1;
-        Ok(*entry)
+        if w.count >= max {
+            return Ok(LoginAttempt::Refused {
+                window_started: w.started,
+            });
+        }
+        w.count += 1;
+        Ok(LoginAttempt::Taken {
+            count: w.count,
+            window_started: w.started,
+        })
     }
 
-    async fn login_failures(
+    async fn give_back_login_attempt(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        window: Duration,
-    ) -> StorageResult<Option<LoginFailures>> {
-        Ok(self
-            .lock()
-            .throttle
-            .get(key)
-            .copied()
-            .filter(|f| f.window_started + window > now))
+        window_started: DateTime<Utc>,
+    ) -> StorageResult<()> {
+        let mut s = self.lock();
+        if let Some(w) = s.throttle.get_mut(key)
+            && w.started == window_started
+        {
+            w.count = w.count.saturating_sub(1);
+            if w.count == 0 {
+                s.throttle.remove(key);
+            }
+        }
+        Ok(())
     }
 
-    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+    async fn clear_login_attempts(&self, key: &str) -> StorageResult<()> {
         self.lock().throttle.remove(key);
         Ok(())
     }

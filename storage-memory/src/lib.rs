@@ -42,7 +42,6 @@ use marketplace_core::order::Order;
 use marketplace_core::outbox::OutboxMessage;
 use marketplace_core::payment::Payment;
 use marketplace_core::payout::Payout;
-use marketplace_core::storage::LoginFailures;
 use marketplace_core::{
     CategoryId, CheckoutId, Currency, IdempotencyKey, MessageId, OrderId, PaymentId, PayoutId,
     ProductId, Storage, StorageError, StorageResult, TokenFamilyId, User, UserId,
@@ -53,6 +52,13 @@ enum RefreshState {
     Live,
     Spent,
     Revoked,
+}
+
+/// The login attempts counted under one throttle key.
+#[derive(Clone, Copy)]
+struct ThrottleWindow {
+    count: u32,
+    started: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -66,7 +72,8 @@ struct State {
     /// The hashes of each login's live refresh tokens, so checking a session is
     /// one lookup however many tokens a long login has spent.
     live_families: HashMap<TokenFamilyId, HashSet<String>>,
-    throttle: HashMap<String, LoginFailures>,
+    /// Login attempts by throttle key, in each key's current window.
+    throttle: HashMap<String, ThrottleWindow>,
     addresses: Vec<Address>,
     categories: HashMap<CategoryId, Category>,
     products: HashMap<ProductId, Product>,

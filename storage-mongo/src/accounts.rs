@@ -8,7 +8,8 @@
 //!   sellers. `address_saves` counts the saves of the user's addresses: every
 //!   save increments it, so that concurrent saves write one common document and
 //!   conflict (see `save_address_tx` below); absent until the first.
-//! - `login_failures`: `{_id: key, count, window_started}`.
+//! - `login_failures`: `{_id: key, count, window_started}`: the login attempts
+//!   counted under a throttle key in its current window.
 //! - `addresses`: `{_id, user_id, seq, name, line1, line2, city, region,
 //!   postal_code, country, phone, is_default}`; `seq` is an ObjectId set when the
 //!   address is first stored, so "oldest first" survives later edits. An order
@@ -23,7 +24,7 @@ use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::fields::Email;
 use marketplace_core::outbox::OutboxMessage;
-use marketplace_core::storage::{LoginFailures, RotateOutcome, TokenEffect};
+use marketplace_core::storage::{LoginAttempt, RotateOutcome, TokenEffect};
 use marketplace_core::{
     AccountStore, AddressId, Role, SellerStatus, StorageError, StorageResult, TokenFamilyId, User,
     UserId,
@@ -43,6 +44,10 @@ use crate::values::{self, Reader, date, opt, opt_str, uuid};
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+
+/// How often a take that raced other takes of its key is repeated before the
+/// call reports `Transient`.
+const TAKE_ATTEMPTS: u32 = 8;
 
 /// Every seller status, for filters that select sellers.
 pub(crate) fn seller_statuses() -> Bson {
@@ -488,85 +493,113 @@ impl AccountStore for MongoStorage {
 
     // ----- login throttling -----------------------------------------------------
 
-    async fn record_login_failure(
+    async fn take_login_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         window: Duration,
-    ) -> StorageResult<LoginFailures> {
+        max: u32,
+    ) -> StorageResult<LoginAttempt> {
         let cutoff = date(now - window);
-        let decode = |d: Document| {
-            let r = Reader::new(schema::LOGIN_FAILURES, &d);
-            Ok(LoginFailures {
-                count: r.u32("count")?,
-                window_started: r.date("window_started")?,
-            })
+        let decode = |d: &Document| -> StorageResult<(u32, DateTime<Utc>)> {
+            let r = Reader::new(schema::LOGIN_FAILURES, d);
+            Ok((r.u32("count")?, r.date("window_started")?))
         };
-        // Lock-free: count in the open window, or else open a new one (an
-        // upsert that loses a race to open it hits the unique _id and retries).
-        for _ in 0..16 {
+        // Each take is one conditional single-document write: the update
+        // matches only while the key's window has room or is over (then it
+        // starts a new one), and the insert of a first window only while the key
+        // has none (the unique `_id`). Not one upsert: a server may answer an
+        // upsert that raced another with no document although it wrote, and a
+        // take must know whether it counted.
+        let filter = doc! {
+            "_id": key,
+            "$or": [
+                { "count": { "$lt": values::count(max) } },
+                { "window_started": { "$lte": cutoff.clone() } },
+            ],
+        };
+        let ended = doc! { "$lte": ["$window_started", cutoff.clone()] };
+        let update = vec![doc! { "$set": {
+            "count": { "$cond": [ended.clone(), 1_i64, { "$add": ["$count", 1_i64] }] },
+            "window_started": { "$cond": [ended, date(now), "$window_started"] },
+        } }];
+        for _ in 0..TAKE_ATTEMPTS {
             let counted = self
                 .single(|| {
                     self.login_failures
-                        .find_one_and_update(
-                            doc! { "_id": key, "window_started": { "$gt": cutoff.clone() } },
-                            doc! { "$inc": { "count": 1_i64 } },
-                        )
+                        .find_one_and_update(filter.clone(), update.clone())
                         .return_document(ReturnDocument::After)
                         .into_future()
                 })
                 .await
                 .map_err(storage_error)?;
             if let Some(d) = counted {
-                return decode(d);
+                let (count, window_started) = decode(&d)?;
+                return Ok(LoginAttempt::Taken {
+                    count,
+                    window_started,
+                });
             }
-            let opened = self
-                .single(|| {
-                    self.login_failures
-                        .find_one_and_update(
-                            doc! { "_id": key, "window_started": { "$lte": cutoff.clone() } },
-                            doc! { "$set": { "count": 1_i64, "window_started": date(now) } },
-                        )
-                        .upsert(true)
-                        .return_document(ReturnDocument::After)
-                        .into_future()
-                })
-                .await;
-            match opened {
-                Ok(Some(d)) => return decode(d),
-                Ok(None) => {}
-                Err(e) if duplicate_key(&e).is_some() => {}
-                Err(e) => return Err(storage_error(e)),
+            let first = doc! { "_id": key, "count": 1_i64, "window_started": date(now) };
+            match self
+                .single(|| self.login_failures.insert_one(first.clone()).into_future())
+                .await
+            {
+                Ok(_) => {
+                    return Ok(LoginAttempt::Taken {
+                        count: 1,
+                        window_started: now,
+                    });
+                }
+                // The key has a window the update did not match: a full one, or
+                // one a racing take has just opened or changed (then again).
+                Err(err) if duplicate_key(&err).is_some() => {
+                    let current = self
+                        .login_failures
+                        .find_one(doc! { "_id": key })
+                        .await
+                        .map_err(storage_error)?;
+                    if let Some(d) = current {
+                        let (count, window_started) = decode(&d)?;
+                        if count >= max && window_started + window > now {
+                            return Ok(LoginAttempt::Refused { window_started });
+                        }
+                    }
+                }
+                Err(err) => return Err(storage_error(err)),
             }
         }
         Err(StorageError::Transient(
-            "login failure counter kept changing".into(),
+            "login attempt counter kept changing".into(),
         ))
     }
 
-    async fn login_failures(
+    async fn give_back_login_attempt(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        window: Duration,
-    ) -> StorageResult<Option<LoginFailures>> {
-        let Some(d) = self
-            .login_failures
-            .find_one(doc! { "_id": key })
-            .await
-            .map_err(storage_error)?
-        else {
-            return Ok(None);
-        };
-        let r = Reader::new(schema::LOGIN_FAILURES, &d);
-        let f = LoginFailures {
-            count: r.u32("count")?,
-            window_started: r.date("window_started")?,
-        };
-        Ok((f.window_started + window > now).then_some(f))
+        window_started: DateTime<Utc>,
+    ) -> StorageResult<()> {
+        // One conditional write on the window the attempt was taken in; giving
+        // back its last attempt ends the window, as its absence would.
+        let more = doc! { "$gt": ["$count", 1_i64] };
+        let update = vec![doc! { "$set": {
+            "count": { "$cond": [more.clone(), { "$subtract": ["$count", 1_i64] }, 0_i64] },
+            "window_started": { "$cond": [more, "$window_started", date(DateTime::<Utc>::UNIX_EPOCH)] },
+        } }];
+        self.single(|| {
+            self.login_failures
+                .update_one(
+                    doc! { "_id": key, "window_started": date(window_started) },
+                    update.clone(),
+                )
+                .into_future()
+        })
+        .await
+        .map(|_| ())
+        .map_err(storage_error)
     }
 
-    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+    async fn clear_login_attempts(&self, key: &str) -> StorageResult<()> {
         self.login_failures
             .delete_one(doc! { "_id": key })
             .await

@@ -20,7 +20,9 @@ pub struct MongoOptions {
     /// before it reports [`StorageError::Transient`](marketplace_core::StorageError)
     /// (default 120 s, the budget of the driver's own `with_transaction`
     /// convenience API; lower it when a fast failure matters more than riding
-    /// out a burst of contention on a popular product).
+    /// out a burst of contention on a popular product). Within a request, its
+    /// [deadline](marketplace_core::deadline) stops the retries earlier when it
+    /// comes first.
     pub transaction_retry_timeout: Duration,
     /// How many transactions this store runs at once (default 32); more wait
     /// their turn, first come first served. Backpressure, not a lock: it guards

@@ -15,7 +15,17 @@
 //! - backs off with full jitter between attempts (10 ms .. 5.12 s), and gives up after
 //!   [`MongoOptions::transaction_retry_timeout`](crate::MongoOptions), reporting
 //!   what is still transient as `StorageError::Transient` so core's own bounded
-//!   retry can take over.
+//!   retry can take over;
+//! - never sleeps a backoff that would end at or past the [request
+//!   deadline](marketplace_core::deadline) of the call: it reports
+//!   `StorageError::DeadlineExceeded` (with the last failure) instead, which
+//!   nobody retries. The budget above still applies when it ends first, and on
+//!   its own where no deadline is set (the background workers).
+//!
+//! An attempt cut off by its host at the deadline is dropped like any other
+//! future: the session's transaction is aborted (by the driver when the
+//! session is dropped, or by the server when the transaction times out), and a
+//! commit cut off in flight has applied entirely or not at all.
 //!
 //! A step that writes one document outside a transaction runs through
 //! `MongoStorage::single`, which repeats the write while it loses a write
@@ -24,7 +34,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use marketplace_core::{StorageError, StorageResult};
+use marketplace_core::{StorageError, StorageResult, deadline};
 use mongodb::ClientSession;
 use mongodb::error::{
     Error as DriverError, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
@@ -94,15 +104,39 @@ pub(crate) async fn unmatched<T>(
 /// Commit attempts after an unknown commit result, within the time budget.
 const COMMIT_ATTEMPTS: u32 = 5;
 
-/// Waits before retry `attempt` (1-based): full jitter over an exponential
+/// The wait before retry `attempt` (1-based): full jitter over an exponential
 /// ceiling of 10 ms .. 5.12 s. Full jitter spreads many contenders on one hot
 /// document (a popular product at checkout) over time instead of letting them
 /// collide again in lockstep; the high ceiling keeps a crowd of retries from
 /// starving the transaction that holds the document.
-pub(crate) async fn backoff(attempt: u32) {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling = 10u64 << attempt.min(9);
-    let wait = rand::thread_rng().gen_range(1..=ceiling);
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+    Duration::from_millis(rand::thread_rng().gen_range(1..=ceiling))
+}
+
+/// What a retry loop does after failed attempt `attempt` with `budget` its own
+/// time limit: wait this long and try again, or stop.
+fn next_attempt(attempt: u32, budget: Instant) -> Next {
+    if Instant::now() >= budget {
+        return Next::BudgetSpent;
+    }
+    let wait = backoff(attempt);
+    if deadline::allows(wait) {
+        Next::After(wait)
+    } else {
+        Next::DeadlineExceeded
+    }
+}
+
+/// The decision of [`next_attempt`].
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Sleep, then retry.
+    After(Duration),
+    /// The loop's own budget is spent: report what is still transient.
+    BudgetSpent,
+    /// The wait would end at or past the request deadline.
+    DeadlineExceeded,
 }
 
 /// A transient failure that outlived the retry budget.
@@ -125,7 +159,7 @@ impl MongoStorage {
         F: for<'s> FnMut(&'s mut ClientSession, &'s C) -> BoxFuture<'s, Body<T>>,
     {
         let mut session = self.client.start_session().await.map_err(storage_error)?;
-        let deadline = Instant::now() + self.options.transaction_retry_timeout;
+        let budget = Instant::now() + self.options.transaction_retry_timeout;
         let mut attempt = 0u32;
         'transaction: loop {
             attempt += 1;
@@ -158,13 +192,28 @@ impl MongoStorage {
                         Fail::Retry(_) => true,
                         Fail::Refuse(_) => false,
                     };
-                    if retryable && Instant::now() < deadline {
+                    let next = if retryable {
+                        next_attempt(attempt, budget)
+                    } else {
+                        Next::BudgetSpent
+                    };
+                    if let Next::After(wait) = next {
                         tracing::debug!(attempt, "transient transaction failure, retrying");
                         drop(turn);
-                        backoff(attempt).await;
+                        tokio::time::sleep(wait).await;
                         continue 'transaction;
                     }
+                    let at_deadline = next == Next::DeadlineExceeded;
                     return Err(match fail {
+                        Fail::Db(e) if at_deadline => {
+                            StorageError::DeadlineExceeded(exhausted_error(attempt, &e))
+                        }
+                        Fail::Retry(why) if at_deadline => {
+                            StorageError::DeadlineExceeded(Box::new(RetriesExhausted {
+                                attempts: attempt,
+                                last: why.to_owned(),
+                            }))
+                        }
                         Fail::Db(e) if retryable => exhausted(attempt, &e),
                         Fail::Db(e) => storage_error(e),
                         Fail::Retry(why) => StorageError::Transient(Box::new(RetriesExhausted {
@@ -180,27 +229,39 @@ impl MongoStorage {
                 commits += 1;
                 match session.commit_transaction().await {
                     Ok(()) => return Ok(value),
+                    // Committing again waits for nothing: it goes on while the
+                    // budget and the request deadline last, since it settles
+                    // whether the step applied.
                     Err(e)
                         if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
                             && commits < COMMIT_ATTEMPTS
-                            && Instant::now() < deadline =>
+                            && Instant::now() < budget
+                            && deadline::allows(Duration::ZERO) =>
                     {
                         tracing::debug!(commits, "unknown commit result, committing again");
                     }
-                    Err(e)
-                        if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
-                            && Instant::now() < deadline =>
-                    {
-                        tracing::debug!(attempt, "transient commit failure, retrying");
-                        drop(turn);
-                        backoff(attempt).await;
-                        continue 'transaction;
+                    Err(e) if e.contains_label(TRANSIENT_TRANSACTION_ERROR) => {
+                        match next_attempt(attempt, budget) {
+                            Next::After(wait) => {
+                                tracing::debug!(attempt, "transient commit failure, retrying");
+                                drop(turn);
+                                tokio::time::sleep(wait).await;
+                                continue 'transaction;
+                            }
+                            Next::DeadlineExceeded => {
+                                return Err(StorageError::DeadlineExceeded(exhausted_error(
+                                    attempt, &e,
+                                )));
+                            }
+                            Next::BudgetSpent => return Err(exhausted(attempt, &e)),
+                        }
                     }
-                    Err(e)
-                        if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                            || e.contains_label(TRANSIENT_TRANSACTION_ERROR) =>
-                    {
-                        return Err(exhausted(attempt, &e));
+                    Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => {
+                        return Err(if deadline::allows(Duration::ZERO) {
+                            exhausted(attempt, &e)
+                        } else {
+                            StorageError::DeadlineExceeded(exhausted_error(attempt, &e))
+                        });
                     }
                     Err(e) => return Err(storage_error(e)),
                 }
@@ -209,20 +270,24 @@ impl MongoStorage {
     }
 
     /// Runs a single-document write, repeating it while it loses a write
-    /// conflict against a transaction (which means it did not apply).
+    /// conflict against a transaction (which means it did not apply), within
+    /// the same budget and request deadline as a transaction; the last conflict
+    /// is returned when they run out (a `Transient` failure once mapped, which
+    /// core's own retry ends at the deadline too).
     pub(crate) async fn single<T, F, Fut>(&self, mut op: F) -> Result<T, DriverError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, DriverError>>,
     {
-        let deadline = Instant::now() + self.options.transaction_retry_timeout;
+        let budget = Instant::now() + self.options.transaction_retry_timeout;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             match op().await {
-                Err(e) if is_write_conflict(&e) && Instant::now() < deadline => {
-                    backoff(attempt).await;
-                }
+                Err(e) if is_write_conflict(&e) => match next_attempt(attempt, budget) {
+                    Next::After(wait) => tokio::time::sleep(wait).await,
+                    Next::BudgetSpent | Next::DeadlineExceeded => return Err(e),
+                },
                 other => return other,
             }
         }
@@ -230,8 +295,49 @@ impl MongoStorage {
 }
 
 fn exhausted(attempts: u32, e: &DriverError) -> StorageError {
-    StorageError::Transient(Box::new(RetriesExhausted {
+    StorageError::Transient(exhausted_error(attempts, e))
+}
+
+fn exhausted_error(attempts: u32, e: &DriverError) -> marketplace_core::storage::BoxError {
+    Box::new(RetriesExhausted {
         attempts,
         last: e.to_string(),
-    }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_retry_waits_while_budget_and_deadline_allow() {
+        let budget = Instant::now() + Duration::from_secs(120);
+        assert!(
+            matches!(next_attempt(1, budget), Next::After(w) if w <= Duration::from_millis(20))
+        );
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let next = deadline::scope(far, async { next_attempt(3, budget) }).await;
+        assert!(matches!(next, Next::After(_)), "{next:?}");
+    }
+
+    #[tokio::test]
+    async fn a_retry_stops_at_the_request_deadline_before_its_own_budget() {
+        let budget = Instant::now() + Duration::from_secs(120);
+        let now = tokio::time::Instant::now();
+        for attempt in 1..=12 {
+            let next = deadline::scope(now, async { next_attempt(attempt, budget) }).await;
+            assert_eq!(next, Next::DeadlineExceeded, "attempt {attempt}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spent_budget_stops_with_or_without_a_deadline() {
+        let spent = Instant::now();
+        assert_eq!(next_attempt(1, spent), Next::BudgetSpent);
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let next = deadline::scope(far, async { next_attempt(1, spent) }).await;
+        assert_eq!(next, Next::BudgetSpent);
+    }
 }

@@ -20,7 +20,8 @@ pub mod servers;
 pub mod smtp;
 
 pub use servers::{
-    MONGODB_ENV, POSTGRES_ENV, PgSchema, mongodb_database, postgres_schema, skipped, under_ci,
+    MONGODB_ENV, POSTGRES_ENV, PgSchema, S3_ENV, mongodb_database, postgres_schema, s3_bucket,
+    skipped, under_ci,
 };
 
 /// An HTTP client of one marketplace server, calling it as outside clients do.
@@ -232,6 +233,11 @@ impl TestServer {
         settings.media_dir = dir.path().join("media");
         settings.hash_cost = HashCost::FAST_INSECURE;
         settings.outbox_poll = std::time::Duration::ZERO;
+        if !settings.local_store() {
+            // Required with a shared database; the tests read image URLs by
+            // their key, after `/media/`.
+            settings.public_url = Some("http://marketplace.test".into());
+        }
         settings
     }
 

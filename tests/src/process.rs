@@ -53,7 +53,9 @@ fn configures_a_server(name: &str) -> bool {
     name.starts_with("MARKETPLACE_")
         || name.starts_with("MAIL")
         || name.starts_with("DATABASE_")
-        || name == "JWT_SECRET"
+        || name.starts_with("AWS_")
+        || name.starts_with("STRIPE_")
+        || name.starts_with("JWT_")
 }
 
 /// A free loopback port (free when asked: a test binds it soon after).
@@ -89,6 +91,13 @@ impl ServerProcess {
     pub async fn start(port: u16, vars: &[(&str, String)]) -> ServerProcess {
         let mut vars = vars.to_vec();
         vars.insert(0, ("JWT_SECRET", SECRET.to_owned()));
+        // Required with a shared database: by default a process names itself.
+        if !vars.iter().any(|(k, _)| *k == "MARKETPLACE_PUBLIC_URL") {
+            vars.insert(
+                0,
+                ("MARKETPLACE_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+            );
+        }
         ServerProcess::spawn(port, &vars, None).await
     }
 

@@ -5,6 +5,7 @@
 //! | PostgreSQL (a database the tests may create schemas in) | `TEST_POSTGRES_URL` | `no_postgres` |
 //! | MongoDB replica set (the tests create databases on it) | `TEST_MONGODB_URL` | `no_mongodb` |
 //! | aiosmtpd, run by [`crate::smtp`] | `MARKETPLACE_TEST_PYTHON` (optional) | `no_smtp` |
+//! | an S3-compatible server (moto in server mode; the tests create buckets on it) | `TEST_S3_URL` | `no_s3` |
 //!
 //! Skipping happens at two moments. When the tests are compiled, `build.rs`
 //! sets the cfg of each missing server (unless `CI` is set), and every test that
@@ -135,4 +136,46 @@ pub fn mongodb_database(test: &str) -> Option<String> {
         url.push_str(q);
     }
     Some(url)
+}
+
+/// The variable naming an S3-compatible server the tests may create buckets on
+/// (e.g. `moto_server` on loopback: `http://127.0.0.1:5000`).
+pub const S3_ENV: &str = "TEST_S3_URL";
+
+/// A fresh bucket on the S3-compatible server `TEST_S3_URL` names, as the
+/// variables of the `marketplace-server` binary that keep images there
+/// (`MARKETPLACE_MEDIA_STORE`, `AWS_*`); `None` (after [`skipped`] said so)
+/// when the variable is unset. The server the CI starts is thrown away after
+/// the run, so the bucket is not removed.
+pub async fn s3_bucket(test: &str) -> Option<Vec<(&'static str, String)>> {
+    let Some(endpoint) = std::env::var(S3_ENV).ok().filter(|u| !u.is_empty()) else {
+        skipped(
+            test,
+            &format!(
+                "it needs {S3_ENV} (e.g. http://127.0.0.1:5000, moto_server), unset when it ran"
+            ),
+        );
+        return None;
+    };
+    let endpoint = endpoint.trim_end_matches('/').to_owned();
+    let bucket = format!("mkt-e2e-{}", uuid::Uuid::new_v4().simple());
+    // moto creates a bucket on an unsigned PUT; a real store would need a
+    // signed one (or a bucket made beforehand).
+    let r = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{S3_ENV}={endpoint}: {e}"));
+    assert!(
+        r.status().is_success(),
+        "creating bucket {bucket}: {}",
+        r.status()
+    );
+    Some(vec![
+        ("MARKETPLACE_MEDIA_STORE", format!("s3://{bucket}/media")),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+    ])
 }

@@ -71,6 +71,9 @@ pub struct App {
     /// The load balancers whose forwarding headers name the client (for the
     /// login throttle); none by default.
     pub trusted_proxies: Arc<marketplace_host::proxy::TrustedProxies>,
+    /// How long one page may take before it is answered with the 503 page
+    /// (`MARKETPLACE_REQUEST_TIMEOUT`, set by [`run`]); none by default.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl App {
@@ -84,6 +87,7 @@ impl App {
             secure_cookies,
             max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
             trusted_proxies: Arc::default(),
+            request_timeout: None,
         }
     }
 }
@@ -131,6 +135,7 @@ pub async fn run(
     tracing::info!(%addr, database = %marketplace_host::redact_url(&settings.database_url), "storefront on http://{addr}");
     let mut app = App::new(host.market.clone(), settings.max_body);
     app.trusted_proxies = Arc::new(settings.trusted_proxies.clone());
+    app.request_timeout = settings.request_timeout;
     host.run(&settings, shutdown, move |stop| async move {
         let served = axum::serve(
             listener,

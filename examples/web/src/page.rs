@@ -210,6 +210,10 @@ impl From<&Error> for Problem {
         let message = if status.is_server_error() && kind != ErrorKind::Unavailable {
             tracing::error!(error = %e, source = ?std::error::Error::source(e), "a page failed");
             "The page could not be shown; it has been logged.".to_owned()
+        } else if let Error::DeadlineExceeded(_) = e {
+            // Steps done before the deadline stay done: "nothing was changed"
+            // may not hold.
+            "This took too long. Please try again in a moment.".to_owned()
         } else if kind == ErrorKind::Unavailable {
             "Please try again in a moment; nothing was changed.".to_owned()
         } else {

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use marketplace_core::{ErrorKind, Principal, TokenPair, User};
+use marketplace_core::{ErrorKind, Principal, TokenPair, User, deadline};
 use rand::RngCore;
 
 use crate::App;
@@ -155,7 +155,26 @@ pub fn expired(app: &App, name: &'static str) -> Cookie<'static> {
 /// The session layer: finds who is signed in (rotating an expired login),
 /// gives the browser a CSRF token and checks it on every state-changing
 /// request, and renders the page of a refusal a handler returned.
+///
+/// The whole request runs under its deadline ([`App::request_timeout`] from
+/// now, see [`marketplace_core::deadline`]), so the storage retries stop there.
+/// The handler (with the form it reads) is also cut off at that instant and
+/// answered with the 503 page; dropping it at an `.await` is what a crash
+/// would do there, which every flow of the library survives. Finding who is
+/// signed in is not cut off: a refresh token rotated in the store must reach
+/// the browser.
 pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response {
+    match app.request_timeout {
+        Some(timeout) => {
+            let at = tokio::time::Instant::now() + timeout;
+            deadline::scope(at, session(app, req, next, Some(at))).await
+        }
+        None => session(app, req, next, None).await,
+    }
+}
+
+/// [`layer`], under the request deadline `at` when there is one.
+async fn session(app: App, req: Request, next: Next, at: Option<tokio::time::Instant>) -> Response {
     let jar = CookieJar::from_headers(req.headers());
     let mut cookies = Vec::new();
     let signed_in = resolve(&app, &jar, &mut cookies).await;
@@ -188,19 +207,33 @@ pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response
         path,
     };
 
-    let mut req = req;
-    let mut response = if is_state_changing(req.method()) {
-        match checked(req, &viewer.csrf, app.max_body).await {
-            Ok(checked) => {
-                req = checked;
-                req.extensions_mut().insert(viewer.clone());
+    let handled = {
+        let (viewer, max_body) = (viewer.clone(), app.max_body);
+        async move {
+            let mut req = req;
+            if is_state_changing(req.method()) {
+                match checked(req, &viewer.csrf, max_body).await {
+                    Ok(checked) => {
+                        req = checked;
+                        req.extensions_mut().insert(viewer);
+                        next.run(req).await
+                    }
+                    Err(problem) => problem.into_response(),
+                }
+            } else {
+                req.extensions_mut().insert(viewer);
                 next.run(req).await
             }
-            Err(problem) => problem.into_response(),
         }
-    } else {
-        req.extensions_mut().insert(viewer.clone());
-        next.run(req).await
+    };
+    let mut response = match at {
+        Some(at) => deadline::until(at, handled)
+            .await
+            .unwrap_or_else(|exceeded| {
+                tracing::warn!("page cut off at its deadline");
+                Problem::from(&marketplace_core::Error::from(exceeded)).into_response()
+            }),
+        None => handled.await,
     };
 
     if let Some(problem) = response.extensions_mut().remove::<Problem>() {

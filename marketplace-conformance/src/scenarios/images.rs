@@ -1,9 +1,11 @@
 //! Product images: recognised from their bytes, decoded within limits, stored
 //! without metadata in the sizes a storefront shows.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use marketplace_core::images::{LARGE_SIDE, THUMBNAIL_SIDE};
-use marketplace_core::{Error, Storage};
+use marketplace_core::{Error, Marketplace, ProductUpdate, Storage};
 
 use crate::test_images::{self, SECRET, dimensions};
 use crate::{World, assert_err};
@@ -157,4 +159,73 @@ pub async fn images_are_decoded_within_limits_and_stored_without_metadata<S: Sto
         (THUMBNAIL_SIDE, THUMBNAIL_SIDE / 2)
     );
     assert_eq!(thumb.content_type, "image/jpeg");
+}
+
+/// A product stores its uploaded images by key, and every reader names them by
+/// its own media base: two marketplaces over one store and one blob store (two
+/// instances behind a load balancer, or one moved to a CDN) show the same image
+/// under their own base, each serves it, and a seller who sends back the URLs
+/// it was shown (reordering them, adding an outside one) keeps keys stored.
+pub async fn images_are_stored_by_key_and_named_by_the_reader<S: Storage>(storage: S) {
+    let shared = Arc::new(storage);
+    let mut config = crate::test_config();
+    config.media_url = "https://one.example/media".into();
+    let w = World::with_config(shared.clone(), config).await;
+    let mut config = crate::test_config();
+    config.media_url = "https://cdn.example/shop/".into();
+    let other = Marketplace::builder(shared.clone(), config)
+        .images(w.market.image_store().clone())
+        .build()
+        .await
+        .unwrap();
+    let seller = w.seller().await;
+    let p = w.product(&seller, "Vase", 900, 2).await;
+    for size in [30, 40] {
+        w.market
+            .upload_image(&seller, p.id, test_images::png(size, size))
+            .await
+            .unwrap();
+    }
+    let stored = shared.product(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.images.len(), 2);
+    for k in &stored.images {
+        assert!(
+            k.starts_with(&format!("products/{}/", p.id)) && k.ends_with(".png"),
+            "a product stores the key, not a URL: {k}"
+        );
+    }
+    let here = w.market.product(p.id).await.unwrap();
+    let there = other.product(p.id).await.unwrap();
+    for (i, k) in stored.images.iter().enumerate() {
+        assert_eq!(here.images[i], format!("https://one.example/media/{k}"));
+        assert_eq!(there.images[i], format!("https://cdn.example/shop/{k}"));
+        assert!(there.thumbnails[i].starts_with("https://cdn.example/shop/products/"));
+        let a = w.market.image(k).await.unwrap();
+        let b = other.image(k).await.unwrap();
+        assert_eq!(a.bytes, b.bytes, "every instance serves the same image");
+    }
+    // The seller sends back the URLs it was shown, reversed, plus an outside
+    // image: ours are stored as keys again, the outside URL as given.
+    let outside = "https://elsewhere.example/vase.jpg".to_owned();
+    let mut images: Vec<String> = there.images.iter().rev().cloned().collect();
+    images.push(outside.clone());
+    let update = ProductUpdate {
+        images: Some(images),
+        ..ProductUpdate::default()
+    };
+    other.update_product(&seller, p.id, update).await.unwrap();
+    let stored_after = shared.product(p.id).await.unwrap().unwrap();
+    let mut expected: Vec<String> = stored.images.iter().rev().cloned().collect();
+    expected.push(outside.clone());
+    assert_eq!(stored_after.images, expected);
+    let view = w.market.product(p.id).await.unwrap();
+    assert_eq!(view.images[2], outside);
+    assert_eq!(
+        view.thumbnails[2], outside,
+        "an outside image is its own thumbnail"
+    );
+    assert_eq!(
+        view.images[0],
+        format!("https://one.example/media/{}", expected[0])
+    );
 }

@@ -15,6 +15,7 @@ mod payouts;
 mod sessions;
 mod shopping;
 mod skus;
+mod throttle;
 
 pub use accounts::*;
 pub use catalog::*;
@@ -30,6 +31,7 @@ pub use payouts::*;
 pub use sessions::*;
 pub use shopping::*;
 pub use skus::*;
+pub use throttle::*;
 
 /// Asserts that a result is a particular error variant.
 #[macro_export]

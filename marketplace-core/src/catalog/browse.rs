@@ -183,7 +183,7 @@ impl<S: Storage> Marketplace<S> {
         if !p.is_sellable() || !self.seller_is_selling(p.seller_id).await? {
             return Err(Error::NotFound("product"));
         }
-        Ok(ProductView::of(&p, self.now()))
+        Ok(self.product_view(&p, self.now()))
     }
 
     pub(crate) async fn seller_is_selling(&self, seller: UserId) -> Result<bool> {
@@ -253,7 +253,7 @@ impl<S: Storage> Marketplace<S> {
         let now = self.now();
         let sort = q.sort;
         Ok(Page::from_overfetch(rows, limit, |_| String::new())
-            .map(|p| ProductView::of(&p, now))
+            .map(|p| self.product_view(&p, now))
             .with_cursor(|last| encode_cursor(sort, last)))
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fields::text;
 use crate::ids::{CategoryId, ProductId, UserId};
-use crate::images::thumbnail_url;
+use crate::images::{image_url, thumbnail_url};
 use crate::marketplace::Marketplace;
 use crate::money::{Discount, Money, effective_price};
 use crate::storage::{Storage, StorageError};
@@ -123,8 +123,9 @@ pub struct ProductView {
 }
 
 impl ProductView {
-    /// Prices `p` at `now`.
-    pub fn of(p: &Product, now: DateTime<Utc>) -> ProductView {
+    /// Prices `p` at `now`, its stored images served from `media_base`.
+    pub fn of(p: &Product, now: DateTime<Utc>, media_base: &str) -> ProductView {
+        let images: Vec<String> = p.images.iter().map(|i| image_url(media_base, i)).collect();
         ProductView {
             id: p.id,
             seller_id: p.seller_id,
@@ -135,8 +136,8 @@ impl ProductView {
             effective_price: effective_price(p.price, p.discount.as_ref(), now),
             discount: p.discount.clone(),
             stock: p.stock,
-            images: p.images.clone(),
-            thumbnails: p.images.iter().map(|u| thumbnail_url(u)).collect(),
+            thumbnails: images.iter().map(|u| thumbnail_url(u)).collect(),
+            images,
             category_id: p.category_id,
             active: p.active,
             archived: p.archived,
@@ -217,6 +218,11 @@ pub struct ProductUpdate {
 }
 
 impl<S: Storage> Marketplace<S> {
+    /// `p` as clients see it now.
+    pub(crate) fn product_view(&self, p: &Product, now: DateTime<Utc>) -> ProductView {
+        ProductView::of(p, now, &self.inner.config.media_url)
+    }
+
     /// Every category, by name.
     pub async fn categories(&self) -> Result<Vec<Category>> {
         Ok(self.storage().categories().await?)

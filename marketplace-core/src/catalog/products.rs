@@ -4,6 +4,7 @@
 use crate::error::{Error, Result, Violations};
 use crate::fields::{sku, text};
 use crate::ids::ProductId;
+use crate::images::{image_key, valid_image};
 use crate::marketplace::Marketplace;
 use crate::money::{DiscountKind, MAX_AMOUNT};
 use crate::page::Page;
@@ -40,7 +41,7 @@ impl<S: Storage> Marketplace<S> {
     /// One of the seller's own products, whatever its state.
     pub async fn my_product(&self, who: &Principal, id: ProductId) -> Result<ProductView> {
         let p = self.editable_product(who, id).await?;
-        Ok(ProductView::of(&p, self.now()))
+        Ok(self.product_view(&p, self.now()))
     }
 
     /// The seller's own product with this SKU, whatever its state but archived
@@ -51,7 +52,7 @@ impl<S: Storage> Marketplace<S> {
         self.require(who, Role::Seller)?;
         let sku = crate::fields::sku("sku", sku)?;
         let p = self.storage().product_by_sku(who.user_id, &sku).await?;
-        Ok(p.map(|p| ProductView::of(&p, self.now())))
+        Ok(p.map(|p| self.product_view(&p, self.now())))
     }
 
     /// A verified seller lists a new product.
@@ -81,7 +82,7 @@ impl<S: Storage> Marketplace<S> {
             Err(StorageError::AlreadyExists("sku")) => Err(sku_taken()),
             other => other.map_err(Error::from),
         }?;
-        Ok(ProductView::of(&p, now))
+        Ok(self.product_view(&p, now))
     }
 
     /// The product's owner (or an admin) changes it. Concurrent changes and
@@ -136,7 +137,7 @@ impl<S: Storage> Marketplace<S> {
             let category_changed = p.category_id != current.category_id;
             self.validate_fields(&mut p, category_changed).await?;
             if let Some(p) = self.save_product(p, current.version).await? {
-                return Ok(ProductView::of(&p, self.now()));
+                return Ok(self.product_view(&p, self.now()));
             }
         }
     }
@@ -257,11 +258,12 @@ impl<S: Storage> Marketplace<S> {
                 format!("at most {} images", limits.max_images),
             );
         }
-        for (i, url) in p.images.iter().enumerate() {
-            let ok = url.len() <= 2048
-                && (url.starts_with("https://") || url.starts_with("http://"))
-                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
+        let media = &self.inner.config.media_url;
+        for image in &mut p.images {
+            *image = image_key(media, image);
+        }
+        for (i, image) in p.images.iter().enumerate() {
+            if !valid_image(image) {
                 v.add(&format!("images[{i}]"), "invalid", "must be an http(s) URL");
             }
         }

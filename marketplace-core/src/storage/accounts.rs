@@ -44,13 +44,23 @@ pub enum RotateOutcome {
     Invalid,
 }
 
-/// Failed login attempts counted for one key within a window.
+/// The answer to asking for one login attempt under a throttle key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoginFailures {
-    /// Failures in the current window.
-    pub count: u32,
-    /// When the current window started.
-    pub window_started: DateTime<Utc>,
+pub enum LoginAttempt {
+    /// The attempt is counted: the key's window, which started at
+    /// `window_started`, now holds `count` attempts, this one included.
+    Taken {
+        /// Attempts counted in the window, this one included.
+        count: u32,
+        /// When the window the attempt is counted in started.
+        window_started: DateTime<Utc>,
+    },
+    /// The attempt is not counted: the key's window, which started at
+    /// `window_started`, already holds the most attempts allowed.
+    Refused {
+        /// When the full window started; it ends one window length later.
+        window_started: DateTime<Utc>,
+    },
 }
 
 /// Accounts: what a backend stores for this concept. See the
@@ -163,25 +173,36 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn revoke_refresh_family(&self, hash: &str) -> StorageResult<bool>;
 
     // ----- login throttling ------------------------------------------------------
-    /// **Atomic.** Counts one failed login for `key`: starts a new window when the
-    /// current one began more than `window` before `now`. Returns the new count.
-    async fn record_login_failure(
+    /// **Atomic, conditional.** Takes one login attempt under `key`, before the
+    /// password is checked. A key's window holds a count and the time it
+    /// started; a window that started `window` or more before `now` (or none)
+    /// is over, and a new one starting at `now` replaces it. The attempt is
+    /// counted (`Taken`) while the open window holds fewer than `max` attempts
+    /// (`max` is at least 1), and refused otherwise, changing nothing. However
+    /// many callers race on one key, exactly as many as the window has room for
+    /// get `Taken`: the check and the count are one step.
+    async fn take_login_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         window: Duration,
-    ) -> StorageResult<LoginFailures>;
+        max: u32,
+    ) -> StorageResult<LoginAttempt>;
 
-    /// Failures counted for `key` in the window still open at `now`, if any.
-    async fn login_failures(
+    /// **Atomic, conditional.** Gives back one attempt taken under `key` in the
+    /// window that started at `window_started` (a successful login, or an
+    /// attempt that never got to the password): the count goes down by one,
+    /// never below zero. Changes nothing when the key's window is another one
+    /// by now (it was cleared or has been replaced).
+    async fn give_back_login_attempt(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        window: Duration,
-    ) -> StorageResult<Option<LoginFailures>>;
+        window_started: DateTime<Utc>,
+    ) -> StorageResult<()>;
 
-    /// Forgets the failures of `key` (after a successful login).
-    async fn clear_login_failures(&self, key: &str) -> StorageResult<()>;
+    /// Forgets every attempt counted under `key` (a successful login to the
+    /// account it names).
+    async fn clear_login_attempts(&self, key: &str) -> StorageResult<()>;
 
     // ----- addresses -------------------------------------------------------------
     /// The addresses of a user, oldest first.
@@ -302,26 +323,26 @@ impl<T: AccountStore + ?Sized> AccountStore for std::sync::Arc<T> {
         (**self).revoke_refresh_family(hash).await
     }
 
-    async fn record_login_failure(
+    async fn take_login_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         window: Duration,
-    ) -> StorageResult<LoginFailures> {
-        (**self).record_login_failure(key, now, window).await
+        max: u32,
+    ) -> StorageResult<LoginAttempt> {
+        (**self).take_login_attempt(key, now, window, max).await
     }
 
-    async fn login_failures(
+    async fn give_back_login_attempt(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        window: Duration,
-    ) -> StorageResult<Option<LoginFailures>> {
-        (**self).login_failures(key, now, window).await
+        window_started: DateTime<Utc>,
+    ) -> StorageResult<()> {
+        (**self).give_back_login_attempt(key, window_started).await
     }
 
-    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
-        (**self).clear_login_failures(key).await
+    async fn clear_login_attempts(&self, key: &str) -> StorageResult<()> {
+        (**self).clear_login_attempts(key).await
     }
 
     async fn addresses(&self, user: UserId) -> StorageResult<Vec<Address>> {

@@ -16,7 +16,10 @@
 //!   to what was written (core truncates them to milliseconds first).
 //! - Errors: [`StorageError::Transient`] marks a failure worth retrying as a whole
 //!   (serialization failures, busy databases, transient transaction errors); core
-//!   retries those a bounded number of times. Everything else is final.
+//!   retries those a bounded number of times. A backend that retries on its own
+//!   stops when its next attempt would end past the [request
+//!   deadline](crate::deadline) and reports [`StorageError::DeadlineExceeded`].
+//!   Everything else is final.
 //!
 //! The `marketplace-conformance` crate is this contract made executable: a backend
 //! is correct when it passes that suite.
@@ -35,7 +38,7 @@ mod payouts;
 mod shopping;
 
 pub use accounts::AccountStore;
-pub use accounts::{LoginFailures, RotateOutcome, TokenEffect};
+pub use accounts::{LoginAttempt, RotateOutcome, TokenEffect};
 pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
 pub use commission::CommissionStore;
@@ -66,6 +69,12 @@ pub enum StorageError {
     /// A failure that may succeed when the whole call is repeated.
     #[error("transient storage failure: {0}")]
     Transient(#[source] BoxError),
+    /// The call kept failing transiently until another attempt would have
+    /// ended past the [request deadline](crate::deadline); the source is the
+    /// last failure. Like `Transient`, the call may succeed when repeated, but
+    /// not within this request: nobody retries it.
+    #[error("storage still failing at the request deadline: {0}")]
+    DeadlineExceeded(#[source] BoxError),
     /// Any other backend failure.
     #[error("storage failure: {0}")]
     Backend(#[source] BoxError),
@@ -80,6 +89,17 @@ impl StorageError {
     /// Wraps a driver error as a retryable failure.
     pub fn transient(e: impl Into<BoxError>) -> Self {
         StorageError::Transient(e.into())
+    }
+
+    /// A retry loop gave up at the request deadline; `last` is its last failure
+    /// (the error of a `Transient` is unwrapped, so it is not reported twice).
+    pub fn deadline_exceeded(last: StorageError) -> Self {
+        match last {
+            StorageError::Transient(e) | StorageError::DeadlineExceeded(e) => {
+                StorageError::DeadlineExceeded(e)
+            }
+            other => StorageError::DeadlineExceeded(Box::new(other)),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Where the tests find a MongoDB server: `TEST_MONGODB_URL` (a replica set)
 //! and `TEST_MONGODB_STANDALONE_URL` (a standalone server), or, with the
 //! `testcontainers` feature and `TEST_MONGODB_CONTAINER=1`, real MongoDB
-//! containers started for the run.
+//! containers started for the run: of the image `TEST_MONGODB_IMAGE` names
+//! (`name[:tag]`, e.g. `mongo:7.0`; default `mongo:5.0.6`), started once per
+//! test process and removed when it exits or is interrupted.
 //!
 //! Without them when the tests were compiled, `build.rs` sets `no_mongodb` /
 //! `no_mongodb_standalone` and the tests that need them are reported `ignored`.
@@ -146,19 +148,82 @@ fn container_requested() -> bool {
 
 #[cfg(feature = "testcontainers")]
 mod containers {
-    use std::sync::OnceLock;
+    //! The containers: started once per test process, on first use, and
+    //! removed (forcibly, with their volumes) when the process exits. Rust
+    //! never drops a `static`, and testcontainers removes a container only when
+    //! its handle is dropped (it runs no reaper of its own), so the handles sit
+    //! in [`STARTED`] and [`remove_all`] takes them out and removes them at
+    //! exit; testcontainers' `watchdog` removes them when the run is
+    //! interrupted (SIGINT, SIGTERM, SIGQUIT). A process killed outright
+    //! (SIGKILL) leaves them running: `docker ps --filter ancestor=mongo`.
+
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock, PoisonError};
 
     use testcontainers_modules::mongo::Mongo;
-    use testcontainers_modules::testcontainers::Container;
     use testcontainers_modules::testcontainers::runners::SyncRunner;
+    use testcontainers_modules::testcontainers::{Container, ContainerRequest, ImageExt};
 
-    // Kept for the whole test process; the container reaper removes them when
-    // it exits.
-    static REPLICA_SET: OnceLock<(Container<Mongo>, String)> = OnceLock::new();
-    static STANDALONE: OnceLock<(Container<Mongo>, String)> = OnceLock::new();
+    /// The variable naming the image to run, `name[:tag]`.
+    const IMAGE_ENV: &str = "TEST_MONGODB_IMAGE";
 
-    fn start(image: Mongo) -> (Container<Mongo>, String) {
-        let node = image
+    /// Every container this process started, for [`remove_all`].
+    static STARTED: Mutex<Vec<Container<Mongo>>> = Mutex::new(Vec::new());
+    static REPLICA_SET: OnceLock<String> = OnceLock::new();
+    static STANDALONE: OnceLock<String> = OnceLock::new();
+
+    /// Removes every container of [`STARTED`] when the process exits (after
+    /// the test harness printed its summary).
+    #[dtor::dtor(unsafe)]
+    fn remove_all() {
+        let started = std::mem::take(&mut *STARTED.lock().unwrap_or_else(PoisonError::into_inner));
+        for node in started {
+            let id = node.id().to_owned();
+            // Never unwind out of an exit handler (that aborts the process).
+            let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.rm()));
+            if !matches!(removed, Ok(Ok(()))) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "storage-mongo tests: could not remove MongoDB container {id}; \
+                     remove it with `docker rm -f {id}`"
+                );
+            }
+        }
+    }
+
+    /// `image` as `TEST_MONGODB_IMAGE` names it: `mongo:7.0` (name and tag),
+    /// `registry.example:5000/mongo:7.0` (a registry of its own), or a name
+    /// alone, which keeps the module's tag (`5.0.6`), so a mirror of the
+    /// default image needs only its name. Unset or empty: the module's image,
+    /// `mongo:5.0.6`.
+    fn configured(image: Mongo) -> ContainerRequest<Mongo> {
+        let request = ContainerRequest::from(image);
+        let Some(wanted) = std::env::var(IMAGE_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        else {
+            return request;
+        };
+        let (name, tag) = split_image(wanted.trim());
+        let request = request.with_name(name);
+        match tag {
+            Some(tag) => request.with_tag(tag),
+            None => request,
+        }
+    }
+
+    /// `name[:tag]` split at the tag's colon, not a registry port's.
+    fn split_image(image: &str) -> (&str, Option<&str>) {
+        match image.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') && !name.is_empty() && !tag.is_empty() => {
+                (name, Some(tag))
+            }
+            _ => (image, None),
+        }
+    }
+
+    fn start(image: Mongo) -> String {
+        let node = configured(image)
             .start()
             .unwrap_or_else(|e| panic!("cannot start a MongoDB container: {e}"));
         let host = node
@@ -167,30 +232,44 @@ mod containers {
         let port = node
             .get_host_port_ipv4(27017)
             .unwrap_or_else(|e| panic!("container port: {e}"));
-        let url = format!("mongodb://{host}:{port}/?directConnection=true");
-        (node, url)
+        STARTED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(node);
+        format!("mongodb://{host}:{port}/?directConnection=true")
+    }
+
+    /// Starts `image` on a thread of its own: the blocking runner drives its
+    /// own runtime, which cannot start inside the test's.
+    fn start_apart(image: fn() -> Mongo) -> String {
+        std::thread::spawn(move || start(image()))
+            .join()
+            .unwrap_or_else(|_| panic!("container start panicked"))
     }
 
     pub fn replica_set() -> String {
-        // The blocking runner drives its own runtime: start it off the test's.
         REPLICA_SET
-            .get_or_init(|| {
-                std::thread::spawn(|| start(Mongo::repl_set()))
-                    .join()
-                    .unwrap_or_else(|_| panic!("container start panicked"))
-            })
-            .1
+            .get_or_init(|| start_apart(Mongo::repl_set))
             .clone()
     }
 
     pub fn standalone() -> String {
         STANDALONE
-            .get_or_init(|| {
-                std::thread::spawn(|| start(Mongo::default()))
-                    .join()
-                    .unwrap_or_else(|_| panic!("container start panicked"))
-            })
-            .1
+            .get_or_init(|| start_apart(Mongo::default))
             .clone()
+    }
+
+    #[test]
+    fn an_image_is_a_name_and_maybe_a_tag() {
+        assert_eq!(split_image("mongo:7.0"), ("mongo", Some("7.0")));
+        assert_eq!(split_image("mongo"), ("mongo", None));
+        assert_eq!(
+            split_image("registry.example:5000/mongo:7.0"),
+            ("registry.example:5000/mongo", Some("7.0"))
+        );
+        assert_eq!(
+            split_image("registry.example:5000/mongo"),
+            ("registry.example:5000/mongo", None)
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! Accounts, once for both dialects: users, addresses, single-use and refresh
-//! tokens, login failures.
+//! tokens, login attempts.
 
 use chrono::{DateTime, Utc};
 use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken};
 use marketplace_core::fields::Email;
-use marketplace_core::storage::LoginFailures;
+use marketplace_core::storage::LoginAttempt;
 use marketplace_core::{Role, SellerStatus, StorageError, StorageResult, User, UserId};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -239,9 +239,23 @@ impl PresentedRefresh {
     }
 }
 
-pub(crate) fn login_failures<R: Columns>(r: &R) -> StorageResult<LoginFailures> {
-    Ok(LoginFailures {
-        count: r.count("count")?,
-        window_started: r.time("window_started")?,
+/// The window start a key's row gets when the attempts in its window are all
+/// given back. The table keeps `count > 0`, so an emptied window is stored as
+/// one attempt in a window that ended long ago: the next attempt starts a new
+/// window, exactly as if the row were gone, and no give-back of a real window
+/// can match it.
+pub(crate) const EMPTIED_WINDOW: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+/// A row of `login_failures` answering a take: `count`, `window_started` and
+/// `taken`, whether the attempt was counted.
+pub(crate) fn login_attempt<R: Columns>(r: &R) -> StorageResult<LoginAttempt> {
+    let window_started = r.time("window_started")?;
+    Ok(if r.flag("taken")? {
+        LoginAttempt::Taken {
+            count: r.count("count")?,
+            window_started,
+        }
+    } else {
+        LoginAttempt::Refused { window_started }
     })
 }

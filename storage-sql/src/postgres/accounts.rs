@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::outbox::OutboxMessage;
-use marketplace_core::storage::{AccountStore, LoginFailures, RotateOutcome, TokenEffect};
+use marketplace_core::storage::{AccountStore, LoginAttempt, RotateOutcome, TokenEffect};
 use marketplace_core::{
     AddressId, SellerStatus, StorageError, StorageResult, TokenFamilyId, User, UserId,
 };
@@ -16,6 +16,10 @@ use super::outbox::insert_outbox;
 use super::{PostgresStorage, e};
 use crate::codec::accounts::{self, LiveRefresh, Rotation};
 use crate::codec::{self, Columns};
+
+/// How often a take whose answer raced another take is repeated before the
+/// call reports `Transient`.
+const TAKE_ATTEMPTS: u32 = 4;
 
 async fn revoke_user_tokens(conn: &mut PgConnection, user: UserId) -> StorageResult<()> {
     sqlx::query(
@@ -318,48 +322,76 @@ impl AccountStore for PostgresStorage {
 
     // ----- login throttling ------------------------------------------------------------
 
-    async fn record_login_failure(
+    async fn take_login_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         window: Duration,
-    ) -> StorageResult<LoginFailures> {
-        // One statement: a row lock serialises concurrent failures of one key.
-        let row = sqlx::query(
-            "INSERT INTO login_failures AS f (key, count, window_started) VALUES ($1, 1, $2) \
-             ON CONFLICT (key) DO UPDATE SET \
-               count = CASE WHEN f.window_started <= $3 THEN 1 ELSE f.count + 1 END, \
-               window_started = CASE WHEN f.window_started <= $3 THEN $2 ELSE f.window_started END \
-             RETURNING count, window_started",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(now - window)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(e)?;
-        accounts::login_failures(&row)
+        max: u32,
+    ) -> StorageResult<LoginAttempt> {
+        let cutoff = now - window;
+        // One statement: the upsert counts the attempt only while the window is
+        // over (a new one starts) or has room, under the row lock that
+        // serialises every take of one key. When it counts nothing, the second
+        // branch reads the full window's start for the answer.
+        for _ in 0..TAKE_ATTEMPTS {
+            let row = sqlx::query(
+                "WITH taken AS ( \
+                   INSERT INTO login_failures AS f (key, count, window_started) VALUES ($1, 1, $2) \
+                   ON CONFLICT (key) DO UPDATE SET \
+                     count = CASE WHEN f.window_started <= $3 THEN 1 ELSE f.count + 1 END, \
+                     window_started = CASE WHEN f.window_started <= $3 THEN $2 ELSE f.window_started END \
+                   WHERE f.window_started <= $3 OR f.count < $4 \
+                   RETURNING count, window_started) \
+                 SELECT true AS taken, count, window_started FROM taken \
+                 UNION ALL \
+                 SELECT false, count, window_started FROM login_failures \
+                 WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM taken)",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(cutoff)
+            .bind(i64::from(max))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(e)?;
+            // The second branch reads the statement's snapshot, which can predate
+            // the row version the upsert found full (a take committed meanwhile):
+            // no row, or an ended window. Then the statement is run again.
+            match row.as_ref().map(accounts::login_attempt).transpose()? {
+                Some(LoginAttempt::Refused { window_started }) if window_started <= cutoff => {}
+                Some(attempt) => return Ok(attempt),
+                None => {}
+            }
+        }
+        Err(StorageError::transient(
+            "login attempt counter kept changing",
+        ))
     }
 
-    async fn login_failures(
+    async fn give_back_login_attempt(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        window: Duration,
-    ) -> StorageResult<Option<LoginFailures>> {
-        let row = sqlx::query(
-            "SELECT count, window_started FROM login_failures \
-             WHERE key = $1 AND window_started > $2",
+        window_started: DateTime<Utc>,
+    ) -> StorageResult<()> {
+        // One statement under the row lock; the last attempt of a window empties
+        // it (see `EMPTIED_WINDOW`).
+        sqlx::query(
+            "UPDATE login_failures SET \
+               count = CASE WHEN count > 1 THEN count - 1 ELSE 1 END, \
+               window_started = CASE WHEN count > 1 THEN window_started ELSE $3 END \
+             WHERE key = $1 AND window_started = $2",
         )
         .bind(key)
-        .bind(now - window)
-        .fetch_optional(&self.pool)
+        .bind(window_started)
+        .bind(accounts::EMPTIED_WINDOW)
+        .execute(&self.pool)
         .await
         .map_err(e)?;
-        codec::optional(row, accounts::login_failures)
+        Ok(())
     }
 
-    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+    async fn clear_login_attempts(&self, key: &str) -> StorageResult<()> {
         sqlx::query("DELETE FROM login_failures WHERE key = $1")
             .bind(key)
             .execute(&self.pool)

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use marketplace_core::address::Address;
 use marketplace_core::auth::{OneTimeToken, RefreshToken, TokenPurpose};
 use marketplace_core::outbox::OutboxMessage;
-use marketplace_core::storage::{AccountStore, LoginFailures, RotateOutcome, TokenEffect};
+use marketplace_core::storage::{AccountStore, LoginAttempt, RotateOutcome, TokenEffect};
 use marketplace_core::{
     AddressId, SellerStatus, StorageError, StorageResult, TokenFamilyId, User, UserId,
 };
@@ -323,47 +323,69 @@ impl AccountStore for SqliteStorage {
 
     // ----- login throttling ------------------------------------------------------------
 
-    async fn record_login_failure(
+    async fn take_login_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         window: Duration,
-    ) -> StorageResult<LoginFailures> {
-        let row = sqlx::query(
+        max: u32,
+    ) -> StorageResult<LoginAttempt> {
+        // Under the write lock: the upsert counts the attempt only while the
+        // window is over (a new one starts) or has room; when it counts nothing,
+        // the row it left alone holds the full window's start.
+        let mut tx = self.begin_write().await?;
+        let taken = sqlx::query(
             "INSERT INTO login_failures AS f (key, count, window_started) VALUES (?1, 1, ?2) \
              ON CONFLICT (key) DO UPDATE SET \
                count = CASE WHEN f.window_started <= ?3 THEN 1 ELSE f.count + 1 END, \
                window_started = CASE WHEN f.window_started <= ?3 THEN ?2 ELSE f.window_started END \
-             RETURNING count, window_started",
+             WHERE f.window_started <= ?3 OR f.count < ?4 \
+             RETURNING 1 AS taken, count, window_started",
         )
         .bind(key)
         .time(now)
         .time(now - window)
-        .fetch_one(&self.writer)
+        .bind(i64::from(max))
+        .fetch_optional(&mut *tx)
         .await
         .map_err(e)?;
-        accounts::login_failures(&row)
+        let row = match taken {
+            Some(row) => row,
+            None => sqlx::query(
+                "SELECT 0 AS taken, count, window_started FROM login_failures WHERE key = ?1",
+            )
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(e)?,
+        };
+        tx.commit().await.map_err(e)?;
+        accounts::login_attempt(&row)
     }
 
-    async fn login_failures(
+    async fn give_back_login_attempt(
         &self,
         key: &str,
-        now: DateTime<Utc>,
-        window: Duration,
-    ) -> StorageResult<Option<LoginFailures>> {
-        let row = sqlx::query(
-            "SELECT count, window_started FROM login_failures \
-             WHERE key = ?1 AND window_started > ?2",
+        window_started: DateTime<Utc>,
+    ) -> StorageResult<()> {
+        // One statement on the writer; the last attempt of a window empties it
+        // (see `EMPTIED_WINDOW`).
+        sqlx::query(
+            "UPDATE login_failures SET \
+               count = CASE WHEN count > 1 THEN count - 1 ELSE 1 END, \
+               window_started = CASE WHEN count > 1 THEN window_started ELSE ?3 END \
+             WHERE key = ?1 AND window_started = ?2",
         )
         .bind(key)
-        .time(now - window)
-        .fetch_optional(&self.reader)
+        .time(window_started)
+        .time(accounts::EMPTIED_WINDOW)
+        .execute(&self.writer)
         .await
         .map_err(e)?;
-        codec::optional(row, accounts::login_failures)
+        Ok(())
     }
 
-    async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
+    async fn clear_login_attempts(&self, key: &str) -> StorageResult<()> {
         sqlx::query("DELETE FROM login_failures WHERE key = ?1")
             .bind(key)
             .execute(&self.writer)

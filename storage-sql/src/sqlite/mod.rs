@@ -7,8 +7,9 @@
 //! Writes go through one writer connection (queueing in the pool instead of
 //! polling the lock); reads use a pool of read-only connections, which WAL mode
 //! lets run beside the writer. Another process holding the lock is waited for
-//! (`busy_timeout`), the `BEGIN` is retried a few times, and a lock still busy
-//! after that is reported as `Transient`.
+//! (`busy_timeout`), the `BEGIN` is retried a few times (never past the
+//! [request deadline](marketplace_core::deadline)), and a lock still busy after
+//! that is reported as `Transient` (`DeadlineExceeded` at the deadline).
 //!
 //! One module per concept of the storage traits, each holding that trait's
 //! `impl` for [`SqliteStorage`]; this one opens the file, migrates, begins write
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use marketplace_core::{Storage, StorageError, StorageResult};
+use marketplace_core::{Storage, StorageError, StorageResult, deadline};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
@@ -158,7 +159,13 @@ impl SqliteStorage {
         self.writer.close().await;
     }
 
-    /// Starts a write transaction holding the database's write lock.
+    /// Starts a write transaction holding the database's write lock. A `BEGIN`
+    /// still busy is retried, unless the pause before the next attempt would
+    /// end at or past the request deadline: then `DeadlineExceeded`.
+    ///
+    /// A call cut off while its `BEGIN` waits on the lock leaves nothing behind:
+    /// sqlx rolls back a `BEGIN` whose caller is gone, and a dropped
+    /// transaction, as every write here is one transaction.
     async fn begin_write(&self) -> StorageResult<Transaction<'static, Sqlite>> {
         let mut attempt = 0;
         loop {
@@ -166,7 +173,11 @@ impl SqliteStorage {
                 Ok(tx) => return Ok(tx),
                 Err(err) if error::is_busy(&err) && attempt + 1 < BEGIN_ATTEMPTS => {
                     attempt += 1;
-                    tokio::time::sleep(StdDuration::from_millis(10 << attempt)).await;
+                    let wait = StdDuration::from_millis(10 << attempt);
+                    if !deadline::allows(wait) {
+                        return Err(StorageError::deadline_exceeded(e(err)));
+                    }
+                    tokio::time::sleep(wait).await;
                 }
                 Err(err) => return Err(e(err)),
             }
