@@ -196,6 +196,32 @@ impl Api {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// A product of `seller`.
+    pub async fn product(&self, seller: &Session, title: &str, cents: i64, stock: u32) -> String {
+        let r = self
+            .post(
+                "/api/v1/seller/products",
+                Some(&seller.token),
+                json!({"title": title, "description": "d", "price": {"amount": cents, "currency": "USD"}, "stock": stock}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// An address of `buyer`.
+    pub async fn address(&self, buyer: &Session) -> String {
+        let r = self
+            .post(
+                "/api/v1/me/addresses",
+                Some(&buyer.token),
+                json!({"name": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
     /// `admin` verifies the seller `id`.
     pub async fn verify_seller(&self, admin: &Session, id: &str) {
         let v = self
@@ -313,32 +339,6 @@ impl TestServer {
             .await
             .unwrap();
         self.login(&email, "correct horse").await
-    }
-
-    /// A product of `seller`.
-    pub async fn product(&self, seller: &Session, title: &str, cents: i64, stock: u32) -> String {
-        let r = self
-            .post(
-                "/api/v1/seller/products",
-                Some(&seller.token),
-                json!({"title": title, "description": "d", "price": {"amount": cents, "currency": "USD"}, "stock": stock}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        r.body["id"].as_str().unwrap().to_owned()
-    }
-
-    /// An address of `buyer`.
-    pub async fn address(&self, buyer: &Session) -> String {
-        let r = self
-            .post(
-                "/api/v1/me/addresses",
-                Some(&buyer.token),
-                json!({"name": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        r.body["id"].as_str().unwrap().to_owned()
     }
 }
 

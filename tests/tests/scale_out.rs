@@ -33,7 +33,7 @@ use marketplace_e2e::process::{ServerProcess, free_port};
 use marketplace_e2e::smtp::{SMTP_USER, SmtpOptions, SmtpServer};
 use marketplace_e2e::{Api, Reply, Session, audit, postgres_schema, s3_bucket};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ADMIN: &str = "admin@example.com";
 const PASSWORD: &str = "correct horse";
@@ -157,28 +157,6 @@ async fn until_answered(make: impl Fn() -> reqwest::RequestBuilder) -> Reply {
     panic!("no answer after 40 attempts");
 }
 
-async fn call(
-    api: &Api,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    until_answered(|| {
-        let mut r = api
-            .http
-            .request(method.clone(), format!("{}{path}", api.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = &body {
-            r = r.json(b);
-        }
-        r
-    })
-    .await
-}
-
 async fn instance(port: u16, vars: &[(&'static str, String)]) -> ServerProcess {
     ServerProcess::start(port, vars).await
 }
@@ -226,16 +204,10 @@ async fn three_instances_behind_haproxy_are_one_marketplace() {
         instances.push(instance(*port, &vars(i != 2)).await);
     }
     let lb = client_from(&base, "127.0.0.1".parse().unwrap());
-    // Every instance in the balancer's rotation before the journey starts.
-    for _ in 0..50 {
-        if call(&lb, reqwest::Method::GET, "/readyz", None, None)
-            .await
-            .status
-            == StatusCode::OK
-        {
-            break;
-        }
-    }
+    // The balancer answers once an instance is up; then every instance joins
+    // its rotation.
+    let ready = until_answered(|| lb.http.get(format!("{base}/readyz"))).await;
+    assert_eq!(ready.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     // 1. The journey, each step through the balancer.
@@ -247,15 +219,7 @@ async fn three_instances_behind_haproxy_are_one_marketplace() {
     let seller = lb.login("potter@example.com", PASSWORD).await;
     let mut products = Vec::new();
     for (title, price) in [("Teapot", 2500), ("Mug", 900)] {
-        let p = lb
-            .post(
-                "/api/v1/seller/products",
-                Some(&seller.token),
-                json!({"title": title, "description": "stoneware", "price": {"amount": price, "currency": "USD"}, "stock": HOT_STOCK}),
-            )
-            .await;
-        assert_eq!(p.status, StatusCode::CREATED, "{:?}", p.body);
-        products.push(p.body["id"].as_str().unwrap().to_owned());
+        products.push(lb.product(&seller, title, price, HOT_STOCK).await);
     }
     let png = marketplace_conformance::test_images::png(64, 48).to_vec();
     let mut images = Vec::new();
@@ -297,14 +261,13 @@ async fn three_instances_behind_haproxy_are_one_marketplace() {
             let (lb, product) = (lb.clone(), products[i % 2].clone());
             tokio::spawn(async move {
                 let b = buyer(&lb, i).await;
-                let r = call(
-                    &lb,
-                    reqwest::Method::POST,
-                    "/api/v1/cart/items",
-                    Some(&b.0.token),
-                    Some(json!({"product_id": product, "quantity": 1})),
-                )
-                .await;
+                let r = lb
+                    .post(
+                        "/api/v1/cart/items",
+                        Some(&b.0.token),
+                        json!({"product_id": product, "quantity": 1}),
+                    )
+                    .await;
                 assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
                 b
             })
@@ -365,14 +328,7 @@ async fn three_instances_behind_haproxy_are_one_marketplace() {
     let found = audit(store.as_ref(), &initial, true).await;
     assert_eq!(found.checkouts, sold + 1);
     for product in &products {
-        let p = call(
-            &lb,
-            reqwest::Method::GET,
-            &format!("/api/v1/products/{product}"),
-            None,
-            None,
-        )
-        .await;
+        let p = lb.get(&format!("/api/v1/products/{product}"), None).await;
         assert_eq!(p.body["stock"], 0, "sold out, not below: {:?}", p.body);
     }
     // Mail: every outbox message delivered, none twice.
@@ -445,33 +401,11 @@ async fn three_instances_behind_haproxy_are_one_marketplace() {
 /// address id.
 async fn buyer(api: &Api, i: usize) -> (Session, String) {
     let email = format!("buyer{i}@example.com");
-    let r = call(
-        api,
-        reqwest::Method::POST,
-        "/api/v1/auth/register",
-        None,
-        Some(json!({"email": email, "password": PASSWORD, "role": "buyer", "name": "Ada"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let r = call(
-        api,
-        reqwest::Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let token = r.body["access_token"].as_str().unwrap().to_owned();
-    let a = call(api, reqwest::Method::POST, "/api/v1/me/addresses", Some(&token), Some(json!({"name": "Ada Buyer", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}))).await;
-    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
-    let session = Session {
-        token,
-        id: String::new(),
-        email,
-    };
-    (session, a.body["id"].as_str().unwrap().to_owned())
+    api.register(json!({"email": email, "password": PASSWORD, "role": "buyer", "name": "Ada"}))
+        .await;
+    let session = api.login(&email, PASSWORD).await;
+    let address = api.address(&session).await;
+    (session, address)
 }
 
 /// Puts `quantity` of `product` in the cart of `b` and checks out.
