@@ -74,7 +74,7 @@ pub use auth::{AuthConfig, HashCost, JwtSecret, TokenPair};
 pub use cart::{CartView, WishlistItem};
 pub use catalog::{CatalogQuery, Category, NewProduct, ProductSort, ProductUpdate, ProductView};
 pub use checkout::{Checkout, CheckoutRequest, IdempotencyKey};
-pub use clock::{Clock, IdGenerator, ManualClock, SystemClock};
+pub use clock::{Clock, ClockSync, DatabaseClock, IdGenerator, ManualClock, SystemClock};
 pub use commission::{Commission, CommissionRule, CommissionTerms, RuleScope};
 pub use error::{Error, ErrorKind, FieldError, Result, ShortItem};
 pub use ids::*;

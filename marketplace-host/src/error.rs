@@ -38,6 +38,19 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The database `DATABASE_URL` names did not tell its time: several
+    /// servers on it decide leases and windows by its clock, so none starts
+    /// without it.
+    #[error(
+        "cannot read the clock of DATABASE_URL={url} (servers sharing a database decide leases and windows by its clock)"
+    )]
+    DatabaseClock {
+        /// The URL, redacted.
+        url: String,
+        /// The backend's reason.
+        #[source]
+        source: marketplace_core::StorageError,
+    },
     /// No `JWT_SECRET` where one is required: in production, or with a database
     /// several processes share.
     #[error(

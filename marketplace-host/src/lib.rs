@@ -57,7 +57,7 @@ pub mod worker;
 
 pub use error::{Error, Result};
 pub use mail::{check_smtp, mailer};
-pub use market::{Host, Market, bootstrap_admin, build};
+pub use market::{Host, Market, bootstrap_admin, build, database_clock};
 pub use media::image_store;
 pub use secret::jwt_secret;
 pub use settings::{Cors, Settings};

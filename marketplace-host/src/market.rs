@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use marketplace_core::{AuthConfig, Config, Mailer, Marketplace, Storage};
+use marketplace_core::{AuthConfig, Config, DatabaseClock, Mailer, Marketplace, Storage};
 
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -22,6 +22,11 @@ pub struct Host {
     /// The mailer the settings picked; the worker ([`Host::run`]) delivers
     /// through it.
     pub mailer: Arc<dyn Mailer>,
+    /// The database's clock the marketplace decides by, on a database several
+    /// servers share (PostgreSQL, MongoDB); `None` where this machine's clock
+    /// is the only one (SQLite, memory). Synced once by [`build`];
+    /// [`Host::run`] keeps it synced.
+    pub clock: Option<Arc<DatabaseClock>>,
 }
 
 impl Settings {
@@ -83,6 +88,12 @@ pub async fn build(settings: &Settings) -> Result<Host> {
     let (storage, secret_file) =
         crate::store::open_storage(&settings.database_url, &settings.sql).await?;
     let config = settings.marketplace_config(secret_file.as_deref())?;
+    let clock = database_clock(&storage)
+        .await
+        .map_err(|source| Error::DatabaseClock {
+            url: crate::store::redact_url(&settings.database_url),
+            source,
+        })?;
     let images = crate::media::configured_store(settings)?;
     let payments: Arc<dyn marketplace_core::PaymentProvider> = match &settings.payments {
         crate::settings::Payments::Manual => Arc::new(marketplace_core::ManualPayments),
@@ -91,17 +102,51 @@ pub async fn build(settings: &Settings) -> Result<Host> {
                 .map_err(|e| Error::setting("STRIPE_SECRET_KEY", e.to_string()))?,
         ),
     };
-    let market = Marketplace::builder(storage, config)
+    let mut builder = Marketplace::builder(storage, config)
         .images(images)
-        .payments(payments)
-        .build()
-        .await
-        .map_err(Error::Marketplace)?;
+        .payments(payments);
+    if let Some(clock) = &clock {
+        builder = builder.clock(Arc::clone(clock) as Arc<dyn marketplace_core::Clock>);
+    }
+    let market = builder.build().await.map_err(Error::Marketplace)?;
     let mailer = crate::mail::mailer(settings)?;
     if let Some((email, password)) = &settings.bootstrap_admin {
         bootstrap_admin(&market, email, password).await?;
     }
-    Ok(Host { market, mailer })
+    Ok(Host {
+        market,
+        mailer,
+        clock,
+    })
+}
+
+/// The clock a marketplace on `storage` decides by: a [`DatabaseClock`],
+/// synced once, when the store has a clock several servers share, so their
+/// outbox leases, login windows, token lifetimes and payment deadlines agree
+/// however far apart their own clocks are; `None` (keep the system clock) when
+/// it has none. Logs the measured offset, and warns when this machine's clock
+/// is more than a second off. Fails when the database cannot be asked.
+pub async fn database_clock(
+    storage: &Arc<dyn Storage>,
+) -> std::result::Result<Option<Arc<DatabaseClock>>, marketplace_core::StorageError> {
+    let clock = Arc::new(DatabaseClock::system());
+    let Some(sync) = clock.sync(storage.as_ref()).await? else {
+        return Ok(None);
+    };
+    let offset_ms = sync.offset.num_milliseconds();
+    let round_trip_ms = sync.round_trip.num_milliseconds();
+    tracing::info!(
+        offset_ms,
+        round_trip_ms,
+        "deciding leases and windows by the database's clock"
+    );
+    if sync.offset.abs() > chrono::Duration::seconds(1) {
+        tracing::warn!(
+            offset_ms,
+            "this machine's clock is {offset_ms} ms off the database's; leases and windows follow the database"
+        );
+    }
+    Ok(Some(clock))
 }
 
 /// Creates the admin `email` unless an account already has that email (the
@@ -175,6 +220,7 @@ mod tests {
     async fn settings_build_a_marketplace_with_its_first_admin() {
         let dir = tempfile::tempdir().unwrap();
         let host = build(&settings(&dir)).await.unwrap();
+        assert!(host.clock.is_none(), "one SQLite file: this machine's clock");
         assert_eq!(host.market.config().media_url, "https://shop.example/media");
         assert!(dir.path().join("media").is_dir());
         assert!(dir.path().join("shop.db.jwt-secret").is_file());

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use marketplace_core::{Mailer, OutboxWorker};
+use marketplace_core::{DatabaseClock, Mailer, OutboxWorker};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -145,6 +145,28 @@ impl Worker {
         }
     }
 
+    /// Keeps `clock` synced against `market`'s database every
+    /// [`DatabaseClock::SYNC_EVERY`](marketplace_core::DatabaseClock::SYNC_EVERY) until `shutdown` completes; starts
+    /// nothing without a database clock.
+    pub fn spawn_clock(
+        market: &Market,
+        clock: Option<Arc<DatabaseClock>>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Worker {
+        let task = clock.map(|clock| {
+            let storage = Arc::clone(market.storage());
+            tokio::spawn(async move {
+                clock
+                    .keep_synced(storage.as_ref(), DatabaseClock::<marketplace_core::SystemClock>::SYNC_EVERY, shutdown)
+                    .await;
+            })
+        });
+        Worker {
+            what: "clock sync",
+            task,
+        }
+    }
+
     /// Whether a worker runs in this process.
     pub fn is_running(&self) -> bool {
         self.task.as_ref().is_some_and(|t| !t.is_finished())
@@ -213,7 +235,8 @@ async fn ledger_round(
 impl Host {
     /// Runs a host until `shutdown` completes. `serve` starts the host's own
     /// server, which must stop accepting and drain when the [`Shutdown`] it is
-    /// given signals; beside it run the mail worker (unless
+    /// given signals; beside it run the database clock's sync (with a
+    /// [`Host::clock`]), the mail worker (unless
     /// `settings.outbox_poll` is zero), the ledger worker (unless
     /// `settings.ledger_poll` is zero) and, with SMTP, a check that the mail
     /// server answers. When `shutdown` completes both are told at once; this
@@ -232,6 +255,7 @@ impl Host {
             tokio::spawn(async move { crate::mail::check_smtp(&smtp).await });
         }
         let stop = Shutdown::new();
+        let clock = Worker::spawn_clock(&self.market, self.clock.clone(), stop.signal());
         let worker = Worker::spawn(
             &self.market,
             Arc::clone(&self.mailer),
@@ -253,6 +277,7 @@ impl Host {
         })?;
         worker.join().await?;
         ledger.join().await?;
+        clock.join().await?;
         tracing::info!("stopped");
         Ok(())
     }

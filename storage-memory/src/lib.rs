@@ -217,4 +217,9 @@ impl Storage for MemoryStorage {
     async fn ping(&self) -> StorageResult<()> {
         Ok(())
     }
+
+    /// One process: its own clock is the only one.
+    async fn database_time(&self) -> StorageResult<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(None)
+    }
 }

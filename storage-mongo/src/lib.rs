@@ -244,4 +244,15 @@ impl Storage for MongoStorage {
             .map(|_| ())
             .map_err(storage_error)
     }
+
+    /// The `localTime` of the primary's `hello` reply (milliseconds). A server
+    /// whose reply lacks it has no clock to offer: `None`.
+    async fn database_time(&self) -> StorageResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let reply = self
+            .db
+            .run_command(doc! { "hello": 1 })
+            .await
+            .map_err(storage_error)?;
+        values::Reader::new("hello", &reply).opt_date("localTime")
+    }
 }

@@ -124,6 +124,15 @@ pub trait Storage:
 {
     /// Checks that the backend can serve requests (used by readiness probes).
     async fn ping(&self) -> StorageResult<()>;
+
+    /// The database server's current time, read in one round trip, when the
+    /// backend has a clock several processes share (PostgreSQL, MongoDB);
+    /// `None` for a store only one process uses (memory, SQLite). A
+    /// [`DatabaseClock`](crate::clock::DatabaseClock) measures this machine's
+    /// offset against it, so every process decides leases and windows by the
+    /// same clock. Fails like [`ping`](Storage::ping) when the server cannot
+    /// be reached.
+    async fn database_time(&self) -> StorageResult<Option<chrono::DateTime<chrono::Utc>>>;
 }
 
 /// Shares one backend between owners, and lets a host pick a backend at run time
@@ -133,5 +142,9 @@ pub trait Storage:
 impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     async fn ping(&self) -> StorageResult<()> {
         (**self).ping().await
+    }
+
+    async fn database_time(&self) -> StorageResult<Option<chrono::DateTime<chrono::Utc>>> {
+        (**self).database_time().await
     }
 }

@@ -117,4 +117,14 @@ impl Storage for PostgresStorage {
             .map_err(e)?;
         Ok(())
     }
+
+    /// The server's `clock_timestamp()`: the time the statement ran, not the
+    /// start of its transaction (`now()`), in microseconds.
+    async fn database_time(&self) -> StorageResult<Option<chrono::DateTime<chrono::Utc>>> {
+        sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&self.pool)
+            .await
+            .map(Some)
+            .map_err(e)
+    }
 }

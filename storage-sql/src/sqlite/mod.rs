@@ -212,4 +212,10 @@ impl Storage for SqliteStorage {
             .map_err(e)?;
         Ok(())
     }
+
+    /// One file on one machine: the processes using it share that machine's
+    /// clock, so there is nothing to agree on.
+    async fn database_time(&self) -> StorageResult<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(None)
+    }
 }
