@@ -193,11 +193,14 @@ impl<C: Clock> DatabaseClock<C> {
                 "the local clock went backwards during every sample of the database's clock",
             ));
         };
-        let micros = best.offset.num_microseconds().unwrap_or(if best.offset < Duration::zero() {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
+        let micros = best
+            .offset
+            .num_microseconds()
+            .unwrap_or(if best.offset < Duration::zero() {
+                i64::MIN
+            } else {
+                i64::MAX
+            });
         self.offset_micros.store(micros, Ordering::Relaxed);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(best);
         Ok(Some(best))

@@ -62,5 +62,5 @@ pub use media::image_store;
 pub use secret::jwt_secret;
 pub use settings::{Cors, Settings};
 pub use status::status_of;
-pub use store::{open_storage, redact_url, sqlite_file};
+pub use store::{migrate, open_storage, redact_url, sqlite_file};
 pub use worker::{Shutdown, Worker, shutdown_signal};

@@ -220,7 +220,10 @@ mod tests {
     async fn settings_build_a_marketplace_with_its_first_admin() {
         let dir = tempfile::tempdir().unwrap();
         let host = build(&settings(&dir)).await.unwrap();
-        assert!(host.clock.is_none(), "one SQLite file: this machine's clock");
+        assert!(
+            host.clock.is_none(),
+            "one SQLite file: this machine's clock"
+        );
         assert_eq!(host.market.config().media_url, "https://shop.example/media");
         assert!(dir.path().join("media").is_dir());
         assert!(dir.path().join("shop.db.jwt-secret").is_file());

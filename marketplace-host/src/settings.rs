@@ -28,7 +28,9 @@ pub struct Settings {
     /// `postgres://...`, `mongodb://host/<database>` (a replica set), `memory:`.
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS` (default 10), `DATABASE_ACQUIRE_TIMEOUT_MS`
-    /// (default 30000) and `DATABASE_BUSY_TIMEOUT_MS` (SQLite, default 5000).
+    /// (default 30000), `DATABASE_BUSY_TIMEOUT_MS` (SQLite, default 5000) and
+    /// `DATABASE_RUN_MIGRATIONS` (`on`, the default, or `off`: see
+    /// [`SqlOptions::run_migrations`]; on MongoDB it creates the indexes).
     pub sql: SqlOptions,
     /// `JWT_SECRET`: required unless the store is local (memory or SQLite) and
     /// `MARKETPLACE_ENV` is not `production`.
@@ -256,6 +258,26 @@ impl Settings {
         }
         if let Some(ms) = number("DATABASE_BUSY_TIMEOUT_MS")? {
             s.sql = s.sql.busy_timeout(Duration::from_millis(ms));
+        }
+        // On by default, shared databases included: one server on PostgreSQL
+        // works with no step before it, the migrator's advisory lock applies
+        // each migration once when several servers start together, and an
+        // older server serves a newer schema while the schema says it can.
+        // Deploys that migrate as a step of their own turn it off and run
+        // `marketplace-server migrate`; a server then refuses an outdated
+        // schema instead of migrating it.
+        if let Some(v) = get("DATABASE_RUN_MIGRATIONS") {
+            let run = match v.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" | "yes" => true,
+                "off" | "false" | "0" | "no" => false,
+                _ => {
+                    return Err(Error::setting(
+                        "DATABASE_RUN_MIGRATIONS",
+                        format!("DATABASE_RUN_MIGRATIONS={v} is neither on nor off"),
+                    ));
+                }
+            };
+            s.sql = s.sql.run_migrations(run);
         }
         s.jwt_secret = get("JWT_SECRET");
         s.jwt_previous_secrets = get("JWT_PREVIOUS_SECRETS")
@@ -555,6 +577,11 @@ pub(crate) mod tests {
         assert_eq!(s.storefront_base(), "http://127.0.0.1:8080");
         assert_eq!(s.media_base(), "http://127.0.0.1:8080/media");
         assert!(s.smtp.is_none() && s.bootstrap_admin.is_none() && !s.production);
+        assert!(s.sql.run_migrations);
+        for (v, run) in [("off", false), ("OFF", false), ("0", false), ("on", true)] {
+            let s = lookup(&[("DATABASE_RUN_MIGRATIONS", v)]).unwrap();
+            assert_eq!(s.sql.run_migrations, run, "{v}");
+        }
     }
 
     #[test]
@@ -579,6 +606,7 @@ pub(crate) mod tests {
             ("MARKETPLACE_MAX_BODY_BYTES", "-1"),
             ("MARKETPLACE_OUTBOX_POLL_MS", "soon"),
             ("MARKETPLACE_CURRENCY", "DOLLARS"),
+            ("DATABASE_RUN_MIGRATIONS", "sometimes"),
         ] {
             match lookup(&[(k, v)]) {
                 Err(Error::Setting {

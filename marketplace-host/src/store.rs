@@ -46,11 +46,68 @@ pub async fn open_storage(
         return Ok((Arc::new(store), None));
     }
     if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
-        let store =
-            storage_mongo::MongoStorage::connect(url, storage_mongo::MongoOptions::default())
-                .await
-                .map_err(|e| failed(e.into()))?;
+        let options =
+            storage_mongo::MongoOptions::default().with_ensure_indexes(sql.run_migrations);
+        let store = storage_mongo::MongoStorage::connect(url, options)
+            .await
+            .map_err(|e| failed(e.into()))?;
         return Ok((Arc::new(store), None));
+    }
+    let scheme = url.split(':').next().unwrap_or_default();
+    Err(Error::UnsupportedStore(scheme.to_owned()))
+}
+
+/// Brings the schema of the store `url` names up to this build (whatever
+/// `sql.run_migrations` says) and describes what it found and did, for the
+/// `migrate` command of the hosts: the migrations of a SQL database, the
+/// indexes of a MongoDB database. Fails like [`open_storage`], and when the
+/// schema is newer than this build and no longer serves it.
+pub async fn migrate(url: &str, sql: &SqlOptions) -> Result<String> {
+    let failed = |e: BoxError| Error::Store {
+        url: redact_url(url),
+        source: e,
+    };
+    let sql = sql.clone().run_migrations(true);
+    let report = |s: storage_sql::SchemaStatus| {
+        let found = s
+            .found
+            .map_or_else(|| "empty".to_owned(), |v| format!("at migration {v}"));
+        match s.current {
+            Some(v) if s.is_newer_than_build() => format!(
+                "the schema is at migration {v}, newer than this build's {}; it still serves this build (down to migration {})",
+                s.build,
+                s.oldest_compatible.unwrap_or_default()
+            ),
+            Some(v) if Some(v) == s.found => format!("the schema is at migration {v}: up to date"),
+            current => format!(
+                "the schema was {found}, and is now at migration {}: {} applied",
+                current.unwrap_or_default(),
+                s.pending_at_connect()
+            ),
+        }
+    };
+    if url.starts_with("sqlite:") {
+        let store = SqliteStorage::connect(url, sql)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        return Ok(report(store.schema()));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresStorage::connect(url, sql)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let line = report(store.schema());
+        store.close().await;
+        return Ok(line);
+    }
+    if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
+        storage_mongo::MongoStorage::connect(url, storage_mongo::MongoOptions::default())
+            .await
+            .map_err(|e| failed(e.into()))?;
+        return Ok("the collections' indexes are in place".to_owned());
+    }
+    if url.starts_with("memory:") {
+        return Ok("memory: nothing to migrate (the data lives in one process)".to_owned());
     }
     let scheme = url.split(':').next().unwrap_or_default();
     Err(Error::UnsupportedStore(scheme.to_owned()))
@@ -110,6 +167,30 @@ mod tests {
             redact_url("sqlite://marketplace.db"),
             "sqlite://marketplace.db"
         );
+    }
+
+    #[tokio::test]
+    async fn migrate_brings_a_database_up_to_this_build_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let first = migrate(&url, &SqlOptions::default().run_migrations(false))
+            .await
+            .unwrap();
+        assert!(
+            first.starts_with("the schema was empty, and is now at migration "),
+            "{first}"
+        );
+        let second = migrate(&url, &SqlOptions::default()).await.unwrap();
+        assert!(second.ends_with(": up to date"), "{second}");
+        // A server that may not migrate now opens it.
+        let opened = open_storage(&url, &SqlOptions::default().run_migrations(false)).await;
+        assert!(opened.is_ok());
+        let memory = migrate("memory:", &SqlOptions::default()).await.unwrap();
+        assert!(memory.contains("nothing to migrate"));
+        assert!(matches!(
+            migrate("oracle://db", &SqlOptions::default()).await,
+            Err(Error::UnsupportedStore(_))
+        ));
     }
 
     #[tokio::test]

@@ -157,7 +157,11 @@ impl Worker {
             let storage = Arc::clone(market.storage());
             tokio::spawn(async move {
                 clock
-                    .keep_synced(storage.as_ref(), DatabaseClock::<marketplace_core::SystemClock>::SYNC_EVERY, shutdown)
+                    .keep_synced(
+                        storage.as_ref(),
+                        DatabaseClock::<marketplace_core::SystemClock>::SYNC_EVERY,
+                        shutdown,
+                    )
                     .await;
             })
         });

@@ -16,6 +16,9 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
+    /// Bring the database's schema up to this build, then exit: the deploy
+    /// step when servers run with DATABASE_RUN_MIGRATIONS=off.
+    Migrate,
     /// Manage admin accounts.
     Admin {
         #[command(subcommand)]
@@ -65,6 +68,11 @@ async fn main() -> Result<()> {
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server_warp::run(settings, marketplace_host::shutdown_signal()).await,
+        Command::Migrate => {
+            let report = marketplace_host::migrate(&settings.database_url, &settings.sql).await?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Admin {
             command: AdminCommand::Create { email, password },
         } => {

@@ -41,6 +41,9 @@
 //!   never deadlock upgrading a read lock), with one writer connection and a pool
 //!   of read-only readers in WAL mode; its checkout takes each item in turn under
 //!   that lock.
+//! - `schema.rs`: the schema version found on connect against this build's
+//!   migrations, and whether this build may serve it (rolling deploys: an
+//!   older build serves a newer schema that records it still serves it).
 //! - `codec/`: what the dialects share, written once per concept: column lists,
 //!   row decoders, bind helpers and the dynamically built queries (listings,
 //!   inserts of whole records). Each dialect keeps its own SQL text where it
@@ -105,11 +108,13 @@ mod codec;
 mod dialect;
 mod error;
 mod postgres;
+pub mod schema;
 mod sqlite;
 
 use std::time::Duration as StdDuration;
 
 pub use postgres::PostgresStorage;
+pub use schema::SchemaStatus;
 pub use sqlite::SqliteStorage;
 
 /// How a [`PostgresStorage`] or [`SqliteStorage`] connects. Build it from
@@ -127,7 +132,10 @@ pub struct SqlOptions {
     /// before giving up (`busy_timeout`). Default 5 seconds.
     pub busy_timeout: StdDuration,
     /// Apply the embedded migrations on connect. Default `true`; turn off when
-    /// migrations are run separately (they are idempotent either way).
+    /// migrations are run separately (`marketplace-server migrate`, a deploy
+    /// step): a connect then refuses a schema older than this build's instead
+    /// of migrating it. Either way a schema a newer build migrated is served
+    /// when it still serves this build (see [`schema`]).
     pub run_migrations: bool,
     /// SQLite: create the database file when it does not exist. Default `true`.
     pub create_if_missing: bool,

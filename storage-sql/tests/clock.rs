@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use marketplace_core::fields::Email;
 use marketplace_core::{
-    AccountStore, AuthConfig, Clock, Config, DatabaseClock, HashCost, JwtSecret, MailError,
-    Mailer, Marketplace, MessageId, OutboxMessage, OutboxStatus, OutboxStore, OutboxWorker, Role,
-    Storage, User, UserId,
+    AccountStore, AuthConfig, Clock, Config, DatabaseClock, HashCost, JwtSecret, MailError, Mailer,
+    Marketplace, MessageId, OutboxMessage, OutboxStatus, OutboxStore, OutboxWorker, Role, Storage,
+    User, UserId,
 };
 use storage_sql::PostgresStorage;
 use uuid::Uuid;
@@ -251,12 +251,8 @@ async fn skewed_servers_by_their_own_clocks_send_mails_twice() {
     let Some(db) = common::postgres().await else {
         return;
     };
-    let (sends, ids, taken) = interleave(
-        &db.storage,
-        Arc::new(Skewed(-SKEW)),
-        Arc::new(Skewed(SKEW)),
-    )
-    .await;
+    let (sends, ids, taken) =
+        interleave(&db.storage, Arc::new(Skewed(-SKEW)), Arc::new(Skewed(SKEW))).await;
     let twice = sent_twice(&sends, &ids);
     eprintln!(
         "own clocks: the server ahead claimed {taken} held mails; {twice} of {} sent twice",

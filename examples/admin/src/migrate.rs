@@ -1,6 +1,6 @@
-//! `migrate`: opening the store applies every migration it lacks (SQL
-//! migrations, MongoDB collections and indexes); this opens it, checks that it
-//! answers, and says so.
+//! `migrate`: brings the store's schema up to this build (SQL migrations,
+//! MongoDB collections and indexes), even where servers run with
+//! `DATABASE_RUN_MIGRATIONS=off`, checks that it answers, and says what it did.
 
 use anyhow::{Context, Result};
 use marketplace_core::Storage as _;
@@ -16,8 +16,11 @@ struct Migrated {
     backend: &'static str,
     /// `DATABASE_URL`, without its password.
     database: String,
-    /// `current`: every migration of this version is applied.
+    /// `current`: the schema serves this version (every migration of it is
+    /// applied, or a newer build's schema still serves it).
     schema: &'static str,
+    /// What was found and done, in words.
+    detail: String,
 }
 
 /// The backend a `DATABASE_URL` names, by its scheme.
@@ -34,9 +37,12 @@ fn backend(url: &str) -> &'static str {
 /// `migrate`
 pub async fn migrate(settings: &Settings, out: Output) -> Result<()> {
     let url = &settings.database_url;
-    let (storage, _) = open_storage(url, &settings.sql)
+    let detail = marketplace_host::migrate(url, &settings.sql)
         .await
         .context("cannot migrate the store")?;
+    let (storage, _) = open_storage(url, &settings.sql.clone().run_migrations(true))
+        .await
+        .context("cannot open the store")?;
     storage
         .ping()
         .await
@@ -45,6 +51,7 @@ pub async fn migrate(settings: &Settings, out: Output) -> Result<()> {
         backend: backend(url),
         database: redact_url(url),
         schema: "current",
+        detail,
     };
     out.show(&report, |r| {
         let note = if r.backend == "memory" {
@@ -53,8 +60,8 @@ pub async fn migrate(settings: &Settings, out: Output) -> Result<()> {
             ""
         };
         format!(
-            "{} store at {}: the schema is current{note}",
-            r.backend, r.database
+            "{} store at {}: the schema is current{note} ({})",
+            r.backend, r.database, r.detail
         )
     })
 }

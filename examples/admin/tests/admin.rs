@@ -302,6 +302,8 @@ async fn migrate_reports_the_store() {
     let report = shop.ok(&["--json", "migrate"]).await.json();
     assert_eq!(report["backend"], "sqlite");
     assert_eq!(report["schema"], "current");
+    let detail = report["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("at migration"), "{detail}");
     let human = shop.ok(&["migrate"]).await;
     assert!(
         human.stdout.contains("schema is current"),

@@ -35,8 +35,56 @@ use sqlx::{Postgres, Transaction};
 
 use crate::SqlOptions;
 use crate::error;
+use crate::schema::{self, Plan, SchemaStatus};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Reads where the schema stands, decides ([`schema::check`]) and migrates
+/// when it should. The migrator holds an advisory lock while it runs, so
+/// servers starting at once apply each migration once.
+async fn migrate(pool: &PgPool, run_migrations: bool) -> StorageResult<SchemaStatus> {
+    let build = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let exists = |table: &'static str| {
+        sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+            .bind(table)
+            .fetch_one(pool)
+    };
+    let applied = || {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(pool)
+    };
+    let found = if exists("_sqlx_migrations").await.map_err(e)? {
+        applied().await.map_err(e)?
+    } else {
+        None
+    };
+    let oldest_compatible = if exists("marketplace_schema").await.map_err(e)? {
+        sqlx::query_scalar("SELECT oldest_compatible FROM marketplace_schema")
+            .fetch_optional(pool)
+            .await
+            .map_err(e)?
+    } else {
+        None
+    };
+    let mut status = SchemaStatus {
+        found,
+        current: found,
+        build,
+        oldest_compatible,
+    };
+    if schema::check(found, oldest_compatible, build, run_migrations)? == Plan::Migrate {
+        MIGRATOR.run(pool).await.map_err(StorageError::backend)?;
+        status.current = applied().await.map_err(e)?;
+        status.oldest_compatible =
+            sqlx::query_scalar("SELECT oldest_compatible FROM marketplace_schema")
+                .fetch_optional(pool)
+                .await
+                .map_err(e)?;
+    }
+    Ok(status)
+}
 
 fn e(err: sqlx::Error) -> StorageError {
     error::map::<Postgres>(err)
@@ -49,6 +97,8 @@ pub struct PostgresStorage {
     pool: PgPool,
     /// `host:port/database`, for `Debug`: never the URL, which may hold a password.
     server: Arc<str>,
+    /// The schema version as connect found and left it.
+    schema: SchemaStatus,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -88,13 +138,18 @@ impl PostgresStorage {
             .connect_with(connect)
             .await
             .map_err(e)?;
-        if options.run_migrations {
-            MIGRATOR.run(&pool).await.map_err(StorageError::backend)?;
-        }
+        let schema = migrate(&pool, options.run_migrations).await?;
         Ok(PostgresStorage {
             pool,
             server: server.into(),
+            schema,
         })
+    }
+
+    /// The database's schema version against this build's migrations, as
+    /// found on connect and as left by it.
+    pub fn schema(&self) -> SchemaStatus {
+        self.schema
     }
 
     /// Closes every pooled connection, waiting for calls in flight to finish.

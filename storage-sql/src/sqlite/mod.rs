@@ -38,6 +38,7 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::SqlOptions;
 use crate::error;
+use crate::schema::{self, Plan, SchemaStatus};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -62,6 +63,8 @@ pub struct SqliteStorage {
     reader: SqlitePool,
     /// The database file, for `Debug`.
     file: Arc<str>,
+    /// The schema version as connect found and left it.
+    schema: SchemaStatus,
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -73,6 +76,12 @@ impl std::fmt::Debug for SqliteStorage {
 }
 
 impl SqliteStorage {
+    /// The database's schema version against this build's migrations, as
+    /// found on open and as left by it.
+    pub fn schema(&self) -> SchemaStatus {
+        self.schema
+    }
+
     /// Opens the SQLite database `url` names and applies pending migrations.
     ///
     /// - `sqlite://path/to/file.db`, `sqlite:file.db`: a SQLite file, created when
@@ -104,13 +113,12 @@ impl SqliteStorage {
                 .connect_with(base)
                 .await
                 .map_err(e)?;
-            if options.run_migrations {
-                migrate(&pool).await?;
-            }
+            let schema = migrate(&pool, options.run_migrations).await?;
             return Ok(SqliteStorage {
                 writer: pool.clone(),
                 reader: pool,
                 file,
+                schema,
             });
         }
         // Turning a new file to WAL takes an exclusive lock that does not wait on
@@ -136,9 +144,7 @@ impl SqliteStorage {
                 Err(err) => return Err(e(err)),
             }
         };
-        if options.run_migrations {
-            migrate(&writer).await?;
-        }
+        let schema = migrate(&writer, options.run_migrations).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -148,6 +154,7 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             writer,
             reader,
+            schema,
             file,
         })
     }
@@ -185,10 +192,60 @@ impl SqliteStorage {
     }
 }
 
-/// Applies pending migrations. SQLite has no advisory lock for the migrator, so
-/// two processes opening a new file at once can race: the loser's attempt fails
-/// on the tables the winner created, and a second look finds them applied.
-async fn migrate(pool: &SqlitePool) -> StorageResult<()> {
+/// Reads where the schema stands, decides ([`schema::check`]) and applies
+/// pending migrations when it should. SQLite has no advisory lock for the
+/// migrator, so two processes opening a new file at once can race: the loser's
+/// attempt fails on the tables the winner created, and a second look finds
+/// them applied.
+async fn migrate(pool: &SqlitePool, run_migrations: bool) -> StorageResult<SchemaStatus> {
+    let build = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let (found, oldest_compatible) = schema_found(pool).await?;
+    let mut status = SchemaStatus {
+        found,
+        current: found,
+        build,
+        oldest_compatible,
+    };
+    if schema::check(found, oldest_compatible, build, run_migrations)? == Plan::Migrate {
+        run_migrator(pool).await?;
+        (status.current, status.oldest_compatible) = schema_found(pool).await?;
+    }
+    Ok(status)
+}
+
+/// The newest migration applied and the oldest build the schema serves (each
+/// `None` before the migration that creates its table).
+async fn schema_found(pool: &SqlitePool) -> StorageResult<(Option<i64>, Option<i64>)> {
+    let exists = |table: &'static str| {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        )
+        .bind(table)
+        .fetch_one(pool)
+    };
+    let found = if exists("_sqlx_migrations").await.map_err(e)? {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(e)?
+    } else {
+        None
+    };
+    let oldest_compatible = if exists("marketplace_schema").await.map_err(e)? {
+        sqlx::query_scalar("SELECT oldest_compatible FROM marketplace_schema")
+            .fetch_optional(pool)
+            .await
+            .map_err(e)?
+    } else {
+        None
+    };
+    Ok((found, oldest_compatible))
+}
+
+/// Runs the migrator, again when it lost a race with another process.
+async fn run_migrator(pool: &SqlitePool) -> StorageResult<()> {
     let mut attempt = 0;
     loop {
         match MIGRATOR.run(pool).await {
