@@ -153,7 +153,11 @@ pub(crate) fn push_product_page<D: Dialect>(qb: &mut QueryBuilder<D>, q: &Produc
         ProductSort::PriceAsc => " ORDER BY p.price_amount, p.id",
         ProductSort::PriceDesc => " ORDER BY p.price_amount DESC, p.id DESC",
     });
-    qb.push(" LIMIT ").int(i64::from(q.limit));
+    // The limit is written into the statement, not bound: PostgreSQL builds a
+    // custom plan for every call of a statement with `LIMIT $n` (planning cost
+    // more than running the first page), while a literal gives each of the few
+    // page sizes one cached generic plan. It is a clamped integer, never text.
+    qb.push(format_args!(" LIMIT {}", q.limit));
 }
 
 /// The pattern for a case-insensitive substring search: `%`, `_` and `\` in the

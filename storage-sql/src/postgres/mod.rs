@@ -39,6 +39,10 @@ use crate::schema::{self, Plan, SchemaStatus};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long a pooled connection may sit idle and still be handed out without a
+/// ping first.
+const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Reads where the schema stands, decides ([`schema::check`]) and migrates
 /// when it should. The migrator holds an advisory lock while it runs, so
 /// servers starting at once apply each migration once.
@@ -135,6 +139,19 @@ impl PostgresStorage {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // A ping before every checkout is one more round trip per
+            // statement (a checkout makes 13 statements): a connection is
+            // pinged only when it sat idle long enough for the server or the
+            // network to have dropped it meanwhile.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(e)?;
