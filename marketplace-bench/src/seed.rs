@@ -118,8 +118,12 @@ async fn buyer(market: &Market, n: usize, run: &str) -> Result<Buyer> {
             }))?,
         )
         .await?;
+    // Each buyer signs in from an address of its own, as real buyers do: the
+    // login throttle counts attempts per client before checking the password,
+    // so hundreds of logins at once from one address would be refused.
+    let client = Ipv4Addr::from(0x0a00_0000_u32 + u32::try_from(n).unwrap_or(u32::MAX >> 8));
     let tokens = market
-        .login(&email, PASSWORD, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+        .login(&email, PASSWORD, Some(IpAddr::V4(client)))
         .await?;
     Ok(Buyer {
         user_id: user.id,
