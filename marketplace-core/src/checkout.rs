@@ -13,7 +13,7 @@ use crate::money::{Money, effective_price};
 use crate::notify::Notification;
 use crate::order::{Order, OrderItem, OrderStatus, StatusChange};
 use crate::outbox::OutboxMessage;
-use crate::payment::{Payment, PaymentStatus};
+use crate::payment::{Payment, PaymentStatus, with_status_of};
 use crate::storage::Storage;
 use crate::user::{Principal, Role, User};
 
@@ -207,9 +207,11 @@ impl<S: Storage> Marketplace<S> {
                     plan.orders
                 };
                 let orders = orders.into_iter().map(Order::for_buyer).collect();
+                // The payment just opened is the one these orders are paid by:
+                // no need to read it back.
                 Ok(Checkout {
                     checkout_id,
-                    orders: self.with_payment_status(orders).await?,
+                    orders: with_status_of(orders, payment.iter().cloned().collect()),
                     payment,
                     replayed: false,
                 })

@@ -193,6 +193,42 @@ async fn cart_reads_its_sellers_in_one_statement<S: Storage>(storage: S) {
     );
 }
 
+/// A checkout writes its payment and hands it back without reading it again
+/// (nor any payment): the orders' payment status is the one just opened.
+async fn checkout_reads_back_no_payment<S: Storage>(storage: S) {
+    let (w, buyer, sellers) = three_seller_cart(storage).await;
+    let address = w.address(&buyer).await;
+    let key = marketplace_core::IdempotencyKey::parse("statements-checkout").unwrap();
+    let request = marketplace_core::CheckoutRequest {
+        address_id: Some(address.id),
+    };
+    let (done, statements) = statements_of(w.market.checkout(&buyer, &key, request)).await;
+    let done = done.unwrap();
+    assert_eq!(done.orders.len(), sellers.len());
+    let payment = done.payment.as_ref().expect("a checkout opens a payment");
+    assert!(
+        done.orders
+            .iter()
+            .all(|o| o.payment_status == Some(payment.order_status(o))),
+        "every order carries the status of the payment opened: {done:?}"
+    );
+    // What a later read returns is what the checkout answered.
+    let stored = w
+        .market
+        .checkout_payment(&buyer, done.checkout_id)
+        .await
+        .unwrap();
+    assert_eq!(&stored, payment);
+    let reads: Vec<_> = statements
+        .iter()
+        .filter(|sql| sql.contains("FROM payments"))
+        .collect();
+    assert!(
+        reads.is_empty(),
+        "the payment is read back after being written: {reads:#?} among {statements:#?}"
+    );
+}
+
 /// One pooled connection (SQLite: one reader, beside the writer): a call never
 /// opens a connection (whose setup runs statements of its own) while the previous
 /// call's connection is still on its way back to the pool.
@@ -276,4 +312,24 @@ async fn postgres_authenticating_is_one_statement() {
         return;
     };
     authenticating_is_one_statement(fresh.storage).await;
+}
+
+#[tokio::test]
+async fn sqlite_checkout_reads_back_no_payment() {
+    let _turn = turn().await;
+    let fresh = common::sqlite_with(one_connection()).await;
+    checkout_reads_back_no_payment(fresh.storage).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "needs TEST_POSTGRES_URL (a PostgreSQL server), see README"
+)]
+async fn postgres_checkout_reads_back_no_payment() {
+    let _turn = turn().await;
+    let Some(fresh) = common::postgres_with(one_connection()).await else {
+        return;
+    };
+    checkout_reads_back_no_payment(fresh.storage).await;
 }

@@ -128,15 +128,15 @@ impl<S: Storage> Marketplace<S> {
         if p.reference.is_some() || p.status != PaymentStatus::AwaitingPayment {
             return Ok(p);
         }
-        if self.create_at_provider(&p, buyer_email).await? {
-            return self.settle_payment(p.id).await;
+        match self.create_at_provider(&p, buyer_email).await? {
+            Opened::Paid => self.settle_payment(p.id).await,
+            Opened::Stored(stored) => Ok(*stored),
+            Opened::Raced => self.stored_payment(p.id).await,
         }
-        self.stored_payment(p.id).await
     }
 
-    /// Creates the payment at the provider and records the answer; `true` when
-    /// the buyer already paid (a provider that charges at once).
-    async fn create_at_provider(&self, p: &Payment, buyer_email: &str) -> Result<bool> {
+    /// Creates the payment at the provider and records the answer.
+    async fn create_at_provider(&self, p: &Payment, buyer_email: &str) -> Result<Opened> {
         let intent = PaymentIntent {
             payment_id: p.id,
             checkout_id: p.checkout_id,
@@ -175,17 +175,16 @@ impl<S: Storage> Marketplace<S> {
                 new.due_at = Some(now + self.inner.config.payments.retry_after);
             }
         }
-        if self.commit(p, new, transitions).await?.is_none() {
+        let Some((stored, _)) = self.commit_payment(p, new, transitions).await? else {
             // Another request opened it meanwhile.
-            return Ok(false);
-        }
+            return Ok(Opened::Raced);
+        };
         match paid {
             Some(state @ (ProviderState::Authorized(_) | ProviderState::Captured(_))) => {
-                let stored = self.stored_payment(p.id).await?;
                 self.on_paid(&stored, state).await?;
-                Ok(true)
+                Ok(Opened::Paid)
             }
-            _ => Ok(false),
+            _ => Ok(Opened::Stored(Box::new(stored))),
         }
     }
 
@@ -378,24 +377,15 @@ impl<S: Storage> Marketplace<S> {
     }
 
     /// Adds each order's payment status, as its buyer would see it.
-    pub(crate) async fn with_payment_status(&self, mut orders: Vec<Order>) -> Result<Vec<Order>> {
+    pub(crate) async fn with_payment_status(&self, orders: Vec<Order>) -> Result<Vec<Order>> {
         let mut checkouts: Vec<CheckoutId> = orders.iter().map(|o| o.checkout_id).collect();
         checkouts.sort();
         checkouts.dedup();
         if checkouts.is_empty() {
             return Ok(orders);
         }
-        let payments: HashMap<CheckoutId, Payment> = self
-            .storage()
-            .checkout_payments(&checkouts)
-            .await?
-            .into_iter()
-            .map(|p| (p.checkout_id, p))
-            .collect();
-        for o in &mut orders {
-            o.payment_status = payments.get(&o.checkout_id).map(|p| p.order_status(o));
-        }
-        Ok(orders)
+        let payments = self.storage().checkout_payments(&checkouts).await?;
+        Ok(with_status_of(orders, payments))
     }
 
     /// The payment to record with an order's status change (bumping its
@@ -837,9 +827,23 @@ impl<S: Storage> Marketplace<S> {
     async fn commit(
         &self,
         old: &Payment,
-        mut new: Payment,
+        new: Payment,
         transitions: Vec<OrderTransition>,
     ) -> Result<Option<Vec<Order>>> {
+        Ok(self
+            .commit_payment(old, new, transitions)
+            .await?
+            .map(|(_, orders)| orders))
+    }
+
+    /// [`commit`](Self::commit), also returning the payment as now stored
+    /// (times are at storage precision, so it is what a read would return).
+    async fn commit_payment(
+        &self,
+        old: &Payment,
+        mut new: Payment,
+        transitions: Vec<OrderTransition>,
+    ) -> Result<Option<(Payment, Vec<Order>)>> {
         new.version = old.version + 1;
         new.updated_at = self.now();
         let outbox: Vec<OutboxMessage> = Vec::new();
@@ -848,8 +852,31 @@ impl<S: Storage> Marketplace<S> {
             transitions,
             outbox,
         };
-        Ok(self.retry(|| self.storage().update_payment(&u)).await?)
+        let orders = self.retry(|| self.storage().update_payment(&u)).await?;
+        Ok(orders.map(|o| (u.payment, o)))
     }
+}
+
+/// What creating a payment at the provider led to.
+enum Opened {
+    /// The buyer already paid (a provider that charges at once); settling it
+    /// follows.
+    Paid,
+    /// The provider's answer is stored, as here.
+    Stored(Box<Payment>),
+    /// Another request opened it meanwhile.
+    Raced,
+}
+
+/// `orders` with the payment status each has under `payments` (their
+/// checkouts' payments, as already in hand).
+pub(crate) fn with_status_of(mut orders: Vec<Order>, payments: Vec<Payment>) -> Vec<Order> {
+    let payments: HashMap<CheckoutId, Payment> =
+        payments.into_iter().map(|p| (p.checkout_id, p)).collect();
+    for o in &mut orders {
+        o.payment_status = payments.get(&o.checkout_id).map(|p| p.order_status(o));
+    }
+    orders
 }
 
 fn sum(orders: &[&Order], like: Money) -> Money {

@@ -44,6 +44,7 @@ use crate::outbox::OutboxMessage;
 mod flow;
 mod provider;
 
+pub(crate) use flow::with_status_of;
 pub use flow::{PaymentListQuery, PaymentRun, WebhookOutcome};
 pub use provider::{
     CaptureMode, ManualPayments, PaymentError, PaymentEvent, PaymentEventKind, PaymentIntent,
