@@ -6,16 +6,24 @@
 //! bound it: a bare warp handler and the database doing the same work without the
 //! marketplace (`pgbench -M prepared` on PostgreSQL, a minimal loop through the
 //! store's own driver on SQLite and MongoDB). Every figure is printed with its
-//! ratio to its baseline, because the absolute numbers on a shared machine are
-//! noise.
+//! ratio to its baseline, and where the database has one, to the composed
+//! ceiling `1/(1/warp + 1/database)` (HTTP and the database share the cores),
+//! because the absolute numbers on a shared machine are noise.
+//!
+//! With `--external`, the server under test is the real `marketplace-server`
+//! binary in a process of its own, with its default configuration and logging,
+//! and this process is only the load generator: the figure a user gets.
 //!
 //! ```text
 //! cargo run --release -p marketplace-bench -- --backend postgres
+//! cargo build --release -p server-warp -p marketplace-bench
+//! cargo run --release -p marketplace-bench -- --backend postgres --external
 //! ```
 #![forbid(unsafe_code)]
 
 mod baseline;
 mod contention;
+mod external;
 mod load;
 mod report;
 mod seed;
@@ -101,6 +109,19 @@ struct Args {
     /// printed), to look at plans with the seeded data.
     #[arg(long)]
     keep_schema: bool,
+    /// Drive the real `marketplace-server` binary in its own process (default
+    /// configuration and logging, output to a file) instead of serving in this
+    /// one; the bare warp baseline runs in a process of its own too.
+    #[arg(long)]
+    external: bool,
+    /// The server binary of `--external` (default: `marketplace-server` beside
+    /// this benchmark's binary).
+    #[arg(long)]
+    server_bin: Option<std::path::PathBuf>,
+    /// A setting of the external server, `KEY=VALUE` (repeatable), such as
+    /// `--server-env RUST_LOG=warn`.
+    #[arg(long, value_parser = key_value)]
+    server_env: Vec<(String, String)>,
     /// Where the markdown table is written.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
     out: std::path::PathBuf,
@@ -173,9 +194,28 @@ fn check(res: reqwest::Response, what: &str) -> Result<reqwest::Response> {
     }
 }
 
+fn key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(external::BARE_WARP_FLAG) {
+        return external::serve_bare_warp().await;
+    }
     let args = Args::parse();
+    if args.external && args.backend == Backend::Memory {
+        bail!(
+            "the memory store lives inside one process, so it cannot be seeded from outside the server: --external needs sqlite, postgres or mongo"
+        );
+    }
+    let server_bin = if args.external {
+        Some(external::server_binary(args.server_bin.as_deref())?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let warmup = Duration::from_secs(1);
     let measure = Duration::from_secs(args.seconds);
@@ -193,6 +233,7 @@ async fn main() -> Result<()> {
     });
     let result = bench(
         &args,
+        server_bin.as_deref(),
         schema.as_ref(),
         mongo.as_deref(),
         dir.path(),
@@ -223,11 +264,7 @@ async fn main() -> Result<()> {
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    report::write_section(
-        &args.out,
-        &format!("{:?}", args.backend).to_lowercase(),
-        &md,
-    )?;
+    report::write_section(&args.out, &report.section_key(), &md)?;
     eprintln!("written to {}", args.out.display());
     let failed: Vec<String> = report
         .invariants
@@ -258,7 +295,7 @@ fn with_database(url: &str, name: &str) -> String {
 
 fn args_line(args: &Args) -> String {
     format!(
-        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --contenders {} --hot {}{} --pool {} --analyze={}",
+        "cargo run --release -p marketplace-bench -- --backend {} --clients {} --seconds {} --contenders {} --hot {}{} --pool {} --analyze={}{}",
         format!("{:?}", args.backend).to_lowercase(),
         args.clients,
         args.seconds,
@@ -268,12 +305,23 @@ fn args_line(args: &Args) -> String {
             .map(|n| format!(" --hot-stock {n}"))
             .unwrap_or_default(),
         args.pool,
-        args.analyze
+        args.analyze,
+        if args.external {
+            " --external".to_owned()
+                + &args
+                    .server_env
+                    .iter()
+                    .map(|(k, v)| format!(" --server-env {k}={v}"))
+                    .collect::<String>()
+        } else {
+            String::new()
+        }
     )
 }
 
 async fn bench(
     args: &Args,
+    server_bin: Option<&std::path::Path>,
     schema: Option<&Schema>,
     mongo: Option<&str>,
     dir: &std::path::Path,
@@ -287,31 +335,44 @@ async fn bench(
         (Backend::Postgres, None) => bail!("no schema"),
         (Backend::Mongo, _) => mongo.context("no MongoDB database")?.to_owned(),
     };
+    const JWT_SECRET: &str = "benchmark-secret-of-at-least-32-bytes-long";
     let mut settings = server_warp::Settings::default();
     settings.listen = "127.0.0.1:0".parse()?;
     settings.database_url = url;
     settings.sql.max_connections = args.pool;
-    settings.jwt_secret = Some("benchmark-secret-of-at-least-32-bytes-long".into());
+    settings.jwt_secret = Some(JWT_SECRET.into());
     settings.media_dir = dir.join("media");
     // A shared database needs the public address every instance names.
     settings.public_url = Some("http://marketplace.bench".into());
     // Seeded accounts are hashed at the cheapest cost: seeding measures nothing.
     settings.hash_cost = marketplace_core::HashCost::FAST_INSECURE;
     settings.outbox_poll = Duration::ZERO;
+    // In external mode this instance of the library only seeds and audits; the
+    // server under test is another process on the same database.
     let (app, _mailer) = server_warp::build(&settings).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}/api/v1", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server_warp::serve::serve(
-        listener,
-        app.clone(),
-        settings.cors.clone(),
-        settings.trusted_proxies.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let bare = baseline::bare_warp().await?;
+    let mut base = String::new();
+    if server_bin.is_none() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        base = format!("http://{}/api/v1", listener.local_addr()?);
+        tokio::spawn(server_warp::serve::serve(
+            listener,
+            app.clone(),
+            settings.cors.clone(),
+            settings.trusted_proxies.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+    }
+    let bare_process = match server_bin {
+        Some(_) => Some(external::start_bare_warp().await?),
+        None => None,
+    };
+    let bare = match &bare_process {
+        Some(p) => p.addr,
+        None => baseline::bare_warp().await?,
+    };
 
     let t = Instant::now();
     eprintln!(
@@ -334,18 +395,32 @@ async fn bench(
     // an import: without them both databases plan the catalog page as a scan and
     // sort of the whole table (PostgreSQL until autovacuum gets to it; SQLite never).
     if args.analyze {
-        match (args.backend, schema) {
-            (Backend::Postgres, Some(s)) => s.execute("ANALYZE").await?,
-            (Backend::Sqlite, _) => {
-                let mut conn = sqlx::SqliteConnection::connect(&settings.database_url).await?;
-                sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
-                conn.close().await?;
-            }
-            _ => {}
-        }
+        analyze(args.backend, schema, &settings.database_url).await?;
     }
     let seed_secs = t.elapsed().as_secs_f64();
     eprintln!("seeded in {seed_secs:.1} s");
+    let server = match server_bin {
+        Some(bin) => {
+            let child = external::start_server(
+                bin,
+                dir,
+                &settings.database_url,
+                JWT_SECRET,
+                args.pool,
+                &args.server_env,
+            )
+            .await?;
+            base = format!("http://{}/api/v1", child.addr);
+            eprintln!(
+                "server: {} on {}, its output in {}",
+                bin.display(),
+                child.addr,
+                child.log.as_deref().unwrap_or(dir).display()
+            );
+            Some(child)
+        }
+        None => None,
+    };
 
     // The cursor of a deep page: past half the catalog.
     let mut cursor = None;
@@ -492,6 +567,11 @@ async fn bench(
     };
     eprintln!("phase: checkout alone ({carts} carts filled beforehand)");
     let ready = Arc::new(seed::buyers_with_carts(&app.market, &seeded, carts).await?);
+    // Statistics as autovacuum leaves them once that many carts were written:
+    // planned while the carts were empty, the checkout's reads scan the table.
+    if args.analyze {
+        analyze(args.backend, schema, &settings.database_url).await?;
+    }
     let alone = {
         let (http, base) = (http.clone(), base.clone());
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -569,7 +649,22 @@ async fn bench(
     let invariants = contention::audit(&app, &stored, &seeded).await?;
 
     let _ = stop_tx.send(());
+    let server_rss_kib = server.as_ref().and_then(external::Child::peak_rss_kib);
+    let server_log = server.as_ref().and_then(|c| c.log.clone());
+    if let Some(child) = server {
+        child.stop().await?;
+    }
+    if let Some(child) = bare_process {
+        child.stop().await?;
+    }
+    let log_lines = server_log
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|l| l.lines().count());
     let bare_rate = bare_stats.rate();
+    // HTTP and the database share the cores: at best, each request costs what
+    // the bare handler costs plus what the database's own transaction costs.
+    let ceiling = |db: Option<f64>| db.map(|d| 1.0 / (1.0 / bare_rate + 1.0 / d));
+    let ceiling_name = |r: f64| format!("the composed ceiling 1/(1/warp + 1/{db_name}) = {r:.0}/s");
     rows.push(Row::new(
         "bare warp handler, 20-item JSON list",
         &bare_stats,
@@ -578,18 +673,25 @@ async fn bench(
     let db_first = db.map(|p| (format!("{db_name} first page"), p.0.tps));
     let db_deep = db.map(|p| (format!("{db_name} deep page"), p.1.tps));
     let db_checkout = db.map(|p| (format!("{db_name} checkout"), p.2.tps));
-    rows.push(
+    let with_ceiling =
+        |row: Row, db: &Option<(String, f64)>| match ceiling(db.as_ref().map(|d| d.1)) {
+            Some(c) => row.also(Some((&ceiling_name(c), c))),
+            None => row,
+        };
+    rows.push(with_ceiling(
         Row::new("catalog first page", &first, Some(("bare warp", bare_rate)))
             .also(db_first.as_ref().map(|(n, r)| (n.as_str(), *r))),
-    );
-    rows.push(
+        &db_first,
+    ));
+    rows.push(with_ceiling(
         Row::new(
             "catalog deep keyset page",
             &deep,
             Some(("bare warp", bare_rate)),
         )
         .also(db_deep.as_ref().map(|(n, r)| (n.as_str(), *r))),
-    );
+        &db_deep,
+    ));
     rows.push(Row::new(
         "catalog search + filters",
         &search,
@@ -607,18 +709,26 @@ async fn bench(
         &in_step,
         None,
     ));
-    rows.push(Row::new(
-        &format!(
-            "checkout call alone (carts filled beforehand{})",
-            if alone.exhausted {
-                "; carts ran out"
-            } else {
-                ""
-            }
+    let alone_rate = alone.rate();
+    rows.push(with_ceiling(
+        Row::new(
+            &format!(
+                "checkout call alone (carts filled beforehand{})",
+                if alone.exhausted {
+                    "; carts ran out"
+                } else {
+                    ""
+                }
+            ),
+            &alone,
+            db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
         ),
-        &alone,
-        db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
+        &db_checkout,
     ));
+    // The buyer step against the checkout it ends with.
+    if let Some(step_row) = rows.iter_mut().find(|r| r.name().starts_with("buyer step")) {
+        step_row.add_ratio("checkout alone", alone_rate);
+    }
     if let Some((f, d, c)) = db {
         rows.push(Row::db(&format!("{db_name}: keyset first page"), f));
         rows.push(Row::db(&format!("{db_name}: keyset deep page"), d));
@@ -626,6 +736,10 @@ async fn bench(
     }
     Ok(Report {
         backend: format!("{:?}", args.backend).to_lowercase(),
+        external: server_bin.is_some(),
+        server_env: args.server_env.clone(),
+        server_rss_kib,
+        log_lines,
         clients: n,
         seconds: args.seconds,
         pool: args.pool,
@@ -638,6 +752,20 @@ async fn bench(
         contention,
         invariants,
     })
+}
+
+/// Planner statistics, as an operator gathers them after a bulk load.
+async fn analyze(backend: Backend, schema: Option<&Schema>, url: &str) -> Result<()> {
+    match (backend, schema) {
+        (Backend::Postgres, Some(s)) => s.execute("ANALYZE").await?,
+        (Backend::Sqlite, _) => {
+            let mut conn = sqlx::SqliteConnection::connect(url).await?;
+            sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
+            conn.close().await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn urlencode(s: &str) -> String {

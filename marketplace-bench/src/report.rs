@@ -36,6 +36,16 @@ impl Row {
         }
     }
 
+    /// The measurement's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a ratio to another measurement of the same run.
+    pub fn add_ratio(&mut self, baseline: &str, rate: f64) {
+        self.ratios.push((baseline.to_owned(), self.rate / rate));
+    }
+
     /// Adds a ratio to another baseline.
     pub fn also(mut self, baseline: Option<(&str, f64)>) -> Row {
         if let Some((b, r)) = baseline {
@@ -62,6 +72,15 @@ impl Row {
 pub struct Report {
     /// `memory`, `sqlite` or `postgres`.
     pub backend: String,
+    /// Whether the server under test was the `marketplace-server` binary in its
+    /// own process.
+    pub external: bool,
+    /// The external server's settings beyond the required ones.
+    pub server_env: Vec<(String, String)>,
+    /// Peak RSS of the external server process.
+    pub server_rss_kib: Option<u64>,
+    /// Lines the external server wrote to its output.
+    pub log_lines: Option<usize>,
     /// Concurrent connections.
     pub clients: usize,
     /// Seconds per phase.
@@ -121,17 +140,36 @@ fn machine() -> String {
 }
 
 impl Report {
+    /// What names this run's section: the backend, and how the server ran.
+    pub fn section_key(&self) -> String {
+        let mut key = self.backend.clone();
+        if self.external {
+            key.push_str(", external");
+            for (k, v) in &self.server_env {
+                key.push_str(&format!(", {k}={v}"));
+            }
+        }
+        key
+    }
+
     /// The section of `docs/BENCHMARKS.md` for this backend.
     pub fn markdown(&self, command: &str, took: Duration) -> String {
         let mut s = String::new();
+        let server = if self.external {
+            "The server under test is the `marketplace-server` binary in a process of its own, \
+             with its default configuration and logging (its output to a file), and the bare \
+             warp baseline another process; this process only seeds, drives the load and audits."
+        } else {
+            "The server under test runs in the benchmark's process, which also drives the load."
+        };
         let _ = writeln!(
             s,
-            "## Backend: {}\n\nRun {} UTC, {:.0} s in all. Command: `{command}`\n\nMachine: {}\n\n\
+            "## Backend: {}\n\nRun {} UTC, {:.0} s in all. Command: `{command}`\n\nMachine: {}\n\n{server}\n\n\
              {} products across {} verified sellers, {} buyers with an address (seeded through \
              the library in {:.1} s, passwords hashed with `HashCost::FAST_INSECURE`); {} \
              concurrent keep-alive connections on loopback; {} s measured per phase after 1 s of \
              warm-up; SQL pool {}.\n",
-            self.backend,
+            self.section_key(),
             chrono::Utc::now().format("%Y-%m-%d %H:%M"),
             took.as_secs_f64(),
             machine(),
@@ -179,10 +217,20 @@ impl Report {
         let i = &self.invariants;
         let _ = writeln!(
             s,
-            "\nPeak RSS (VmHWM of the one process: server, load generator and seeding together): {}\n",
-            self.peak_rss_kib
-                .map(|k| format!("{:.0} MiB", k as f64 / 1024.0))
-                .unwrap_or_else(|| "unknown".to_owned())
+            "\n{}\n",
+            match self.server_rss_kib {
+                Some(k) => format!(
+                    "Peak RSS: the server process {}, the benchmark process (load generator, seeding) {}; the server wrote {} lines of log.",
+                    mib(Some(k)),
+                    mib(self.peak_rss_kib),
+                    self.log_lines
+                        .map_or("an unknown number of".to_owned(), |n| n.to_string()),
+                ),
+                None => format!(
+                    "Peak RSS (VmHWM of the one process: server, load generator and seeding together): {}",
+                    mib(self.peak_rss_kib)
+                ),
+            }
         );
         let checks = i.checks(c);
         let _ = writeln!(
@@ -215,6 +263,11 @@ impl Report {
         );
         s
     }
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.0} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn yes(b: bool) -> &'static str {
