@@ -40,6 +40,11 @@ use sqlx::Connection;
 use crate::load::OpResult;
 use crate::report::{Report, Row};
 
+/// The allocator of `marketplace-server`, so the server in this process
+/// allocates as the binary does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The store under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Backend {

@@ -6,6 +6,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use server_warp::Settings;
 
+/// Every request allocates (JSON, rows, headers) from both runtime threads at
+/// once; glibc's allocator was an eighth of the machine's CPU under catalog
+/// load (see docs/BENCHMARKS.md), mimalloc's per-thread pages are not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The marketplace HTTP server. Configured by environment variables (see the README).
 #[derive(Parser)]
 #[command(name = "marketplace-server", version, about)]
