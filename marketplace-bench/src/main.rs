@@ -27,18 +27,20 @@ mod external;
 mod load;
 mod report;
 mod seed;
+mod shop;
+mod stores;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use rand::Rng;
 use serde_json::json;
-use sqlx::Connection;
 
 use crate::load::OpResult;
 use crate::report::{Report, Row};
+use crate::shop::{buyer_step, check, checkout, deep_keyset, deep_keyset_sql, urlencode};
+use crate::stores::{Schema, analyze, with_database};
 
 /// The allocator of `marketplace-server`, so the server in this process
 /// allocates as the binary does.
@@ -132,55 +134,6 @@ struct Args {
     out: std::path::PathBuf,
 }
 
-/// A fresh PostgreSQL schema, dropped at the end.
-struct Schema {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    async fn create(server: &str) -> Result<Schema> {
-        let name = format!("mkt_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(server)
-            .await
-            .context("cannot reach PostgreSQL")?;
-        // The catalog's trigram indexes need pg_trgm: installed once in `public`, it
-        // never belongs to (and never goes away with) the benchmark's schema.
-        let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
-            .execute(&mut conn)
-            .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
-            .execute(&mut conn)
-            .await?;
-        let sep = if server.contains('?') { '&' } else { '?' };
-        Ok(Schema {
-            url: format!("{server}{sep}options=-c%20search_path%3D{name}"),
-            server: server.to_owned(),
-            name,
-        })
-    }
-
-    async fn execute(&self, sql: &str) -> Result<()> {
-        let mut conn = sqlx::PgConnection::connect(&self.url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
-    }
-
-    async fn drop(self) -> Result<()> {
-        let mut conn = sqlx::PgConnection::connect(&self.server).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await?;
-        Ok(())
-    }
-}
-
 /// Peak resident set of this process (server, load generator and seeding), KiB.
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -189,14 +142,6 @@ fn peak_rss_kib() -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-}
-
-fn check(res: reqwest::Response, what: &str) -> Result<reqwest::Response> {
-    if res.status().is_success() {
-        Ok(res)
-    } else {
-        bail!("{what}: HTTP {}", res.status())
-    }
 }
 
 fn key_value(s: &str) -> std::result::Result<(String, String), String> {
@@ -281,21 +226,6 @@ async fn main() -> Result<()> {
         bail!("the contention audit failed: {}", failed.join("; "));
     }
     Ok(())
-}
-
-/// `url` with its database (the path) set to `name`, keeping the hosts and the
-/// options.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("mongodb", url));
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let hosts = rest.split('/').next().unwrap_or(rest);
-    match query {
-        Some(q) => format!("{scheme}://{hosts}/{name}?{q}"),
-        None => format!("{scheme}://{hosts}/{name}"),
-    }
 }
 
 fn args_line(args: &Args) -> String {
@@ -757,117 +687,4 @@ async fn bench(
         contention,
         invariants,
     })
-}
-
-/// Planner statistics, as an operator gathers them after a bulk load.
-async fn analyze(backend: Backend, schema: Option<&Schema>, url: &str) -> Result<()> {
-    match (backend, schema) {
-        (Backend::Postgres, Some(s)) => s.execute("ANALYZE").await?,
-        (Backend::Sqlite, _) => {
-            let mut conn = sqlx::SqliteConnection::connect(url).await?;
-            sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
-            conn.close().await?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The `(created_at, id)` bound of the deep page, as SQL.
-async fn deep_keyset_sql(app: &server_warp::App, cursor: &str) -> Result<String> {
-    let q: marketplace_core::CatalogQuery =
-        serde_json::from_value(json!({"limit": 1, "cursor": cursor}))?;
-    let page = app.market.browse(q).await?;
-    let p = page.items.first().context("empty deep page")?;
-    // The page starts right after the product before this one: bound on this one,
-    // inclusive, by bounding on a key just above it.
-    let created = p.created_at + chrono::Duration::microseconds(1);
-    Ok(format!(
-        "('{}'::timestamptz, '{}'::uuid)",
-        created.to_rfc3339(),
-        p.id
-    ))
-}
-
-/// The `(created_at ms, id)` bound of the deep page, for the SQLite baseline.
-async fn deep_keyset(app: &server_warp::App, cursor: &str) -> Result<(i64, uuid::Uuid)> {
-    let q: marketplace_core::CatalogQuery =
-        serde_json::from_value(json!({"limit": 1, "cursor": cursor}))?;
-    let page = app.market.browse(q).await?;
-    let p = page.items.first().context("empty deep page")?;
-    Ok((p.created_at.timestamp_millis() + 1, p.id.0))
-}
-
-/// One buyer step: 3 units from 2 sellers into the cart, then checkout. Returns
-/// the time of the checkout call.
-async fn buyer_step(
-    http: &reqwest::Client,
-    base: &str,
-    seeded: &seed::Seeded,
-    client: usize,
-    i: u64,
-) -> OpResult {
-    let buyer = &seeded.buyers[client % seeded.buyers.len()];
-    let (a, b, pa1, pa2, pb) = {
-        let mut rng = rand::thread_rng();
-        let a = rng.gen_range(0..seeded.sellers.len());
-        let b = (a + rng.gen_range(1..seeded.sellers.len())) % seeded.sellers.len();
-        let per = seeded.sellers[a].products.len();
-        let x = rng.gen_range(0..per);
-        (
-            a,
-            b,
-            x,
-            (x + 1) % per,
-            rng.gen_range(0..seeded.sellers[b].products.len()),
-        )
-    };
-    for p in [
-        seeded.sellers[a].products[pa1],
-        seeded.sellers[a].products[pa2],
-        seeded.sellers[b].products[pb],
-    ] {
-        let r = http
-            .post(format!("{base}/cart/items"))
-            .bearer_auth(&buyer.token)
-            .json(&json!({"product_id": p, "quantity": 1}))
-            .send()
-            .await?;
-        check(r, "add to cart")?.bytes().await?;
-    }
-    let t = Instant::now();
-    checkout(http, base, buyer, &format!("step-{client}-{i}")).await?;
-    Ok(Some(t.elapsed()))
-}
-
-/// Checks out the buyer's cart with a fresh idempotency key.
-async fn checkout(
-    http: &reqwest::Client,
-    base: &str,
-    buyer: &seed::Buyer,
-    key: &str,
-) -> Result<()> {
-    let r = http
-        .post(format!("{base}/checkout"))
-        .bearer_auth(&buyer.token)
-        .header(
-            "Idempotency-Key",
-            format!("{key}-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .json(&json!({"address_id": buyer.address}))
-        .send()
-        .await?;
-    check(r, "checkout")?.bytes().await?;
-    Ok(())
 }
