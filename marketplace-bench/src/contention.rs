@@ -129,16 +129,14 @@ pub async fn run(
                 }
                 r.bytes().await?;
                 let t = Instant::now();
-                let r = http
-                    .post(format!("{base}/checkout"))
-                    .bearer_auth(&buyer.token)
-                    .header(
-                        "Idempotency-Key",
-                        format!("hot-{client}-{i}-{}", uuid::Uuid::new_v4().simple()),
-                    )
-                    .json(&json!({"address_id": buyer.address}))
-                    .send()
-                    .await?;
+                let r = crate::shop::checkout_request(
+                    &http,
+                    &base,
+                    buyer,
+                    &format!("hot-{client}-{i}"),
+                )
+                .send()
+                .await?;
                 if r.status().is_success() {
                     r.bytes().await?;
                     let took = t.elapsed();

@@ -26,13 +26,7 @@ pub struct Child {
 impl Child {
     /// Peak resident set of the process, KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
+        peak_rss_kib(&self.child.id()?.to_string())
     }
 
     /// Stops the process as an operator does (SIGTERM, so the server drains and
@@ -53,6 +47,16 @@ impl Child {
         }
         Ok(())
     }
+}
+
+/// Peak resident set (`VmHWM`) of the process `pid` (`self` for this one), KiB.
+pub fn peak_rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The `marketplace-server` binary: `explicit`, or the one built beside this

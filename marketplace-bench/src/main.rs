@@ -134,16 +134,6 @@ struct Args {
     out: std::path::PathBuf,
 }
 
-/// Peak resident set of this process (server, load generator and seeding), KiB.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-}
-
 fn key_value(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -632,11 +622,15 @@ async fn bench(
         &search,
         Some(("bare warp", bare_rate)),
     ));
-    rows.push(Row::new(
-        "buyer step: 3 adds + checkout",
-        &step,
-        db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
-    ));
+    // The buyer step against the checkout it ends with, too.
+    rows.push(
+        Row::new(
+            "buyer step: 3 adds + checkout",
+            &step,
+            db_checkout.as_ref().map(|(n, r)| (n.as_str(), *r)),
+        )
+        .also(Some(("checkout alone", alone.rate()))),
+    );
     let mut in_step = step.clone();
     in_step.micros = step.inner_micros.clone();
     rows.push(Row::new(
@@ -644,7 +638,6 @@ async fn bench(
         &in_step,
         None,
     ));
-    let alone_rate = alone.rate();
     rows.push(with_ceiling(
         Row::new(
             &format!(
@@ -660,10 +653,6 @@ async fn bench(
         ),
         &db_checkout,
     ));
-    // The buyer step against the checkout it ends with.
-    if let Some(step_row) = rows.iter_mut().find(|r| r.name().starts_with("buyer step")) {
-        step_row.add_ratio("checkout alone", alone_rate);
-    }
     if let Some((f, d, c)) = db {
         rows.push(Row::db(&format!("{db_name}: keyset first page"), f));
         rows.push(Row::db(&format!("{db_name}: keyset deep page"), d));
@@ -683,7 +672,8 @@ async fn bench(
         sellers: args.sellers,
         buyers: seeded.buyers.len(),
         rows,
-        peak_rss_kib: peak_rss_kib(),
+        // This process: server (in-process mode), load generator and seeding.
+        peak_rss_kib: external::peak_rss_kib("self"),
         contention,
         invariants,
     })

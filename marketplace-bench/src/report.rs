@@ -36,16 +36,6 @@ impl Row {
         }
     }
 
-    /// The measurement's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Adds a ratio to another measurement of the same run.
-    pub fn add_ratio(&mut self, baseline: &str, rate: f64) {
-        self.ratios.push((baseline.to_owned(), self.rate / rate));
-    }
-
     /// Adds a ratio to another baseline.
     pub fn also(mut self, baseline: Option<(&str, f64)>) -> Row {
         if let Some((b, r)) = baseline {

@@ -98,6 +98,23 @@ pub async fn buyer_step(
     Ok(Some(t.elapsed()))
 }
 
+/// The buyer's checkout to its default address, with an idempotency key made
+/// unique from `key`.
+pub fn checkout_request(
+    http: &reqwest::Client,
+    base: &str,
+    buyer: &seed::Buyer,
+    key: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/checkout"))
+        .bearer_auth(&buyer.token)
+        .header(
+            "Idempotency-Key",
+            format!("{key}-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .json(&json!({"address_id": buyer.address}))
+}
+
 /// Checks out the buyer's cart with a fresh idempotency key.
 pub async fn checkout(
     http: &reqwest::Client,
@@ -105,16 +122,7 @@ pub async fn checkout(
     buyer: &seed::Buyer,
     key: &str,
 ) -> Result<()> {
-    let r = http
-        .post(format!("{base}/checkout"))
-        .bearer_auth(&buyer.token)
-        .header(
-            "Idempotency-Key",
-            format!("{key}-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .json(&json!({"address_id": buyer.address}))
-        .send()
-        .await?;
+    let r = checkout_request(http, base, buyer, key).send().await?;
     check(r, "checkout")?.bytes().await?;
     Ok(())
 }
